@@ -1,0 +1,195 @@
+"""The bot / partner intake API and journeys. Each view: parse, call one service, respond."""
+
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import parsers, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversions import selectors, services
+from conversions.auth import ApiKeyAuthentication, HasIntakeScope, QueryParamApiKeyAuthentication
+from conversions.errors import NotFoundField
+from conversions.models import Click, Conversion, TrafficSource
+from conversions.parsers import SafeJSONParser
+from conversions.serializers import ConversionWebhookInput, PostbackInput, TrackStartInput, postback_params
+
+MAX_PARAMS_KEPT = 30
+
+ErrorOutput = inline_serializer(
+    "Error",
+    {
+        "error": serializers.CharField(),
+        "message": serializers.CharField(),
+        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+    },
+)
+ERROR_RESPONSES = {400: ErrorOutput, 401: ErrorOutput, 403: ErrorOutput, 404: ErrorOutput, 413: ErrorOutput}
+
+
+class ConversionOutput(serializers.Serializer):
+    outcome = serializers.SerializerMethodField(help_text="created, updated (status or amount changed) or unchanged")
+    conversion_id = serializers.CharField(source="public_id")
+    status = serializers.CharField()
+    goal = serializers.CharField()
+    amount = serializers.IntegerField(source="amount_minor")
+    currency = serializers.CharField()
+    utm_id = serializers.CharField(source="link.utm_id", allow_null=True, default=None)
+    click_id = serializers.CharField(source="click.click_id", allow_null=True, default=None)
+    time_to_conversion = serializers.IntegerField(source="time_to_conversion_s", allow_null=True)
+
+    def get_outcome(self, conversion) -> str:
+        return self.context["outcome"]
+
+
+def conversion_response(result: services.ConversionResult) -> Response:
+    body = ConversionOutput(result.conversion, context={"outcome": result.outcome}).data
+    code = status.HTTP_201_CREATED if result.outcome == "created" else status.HTTP_200_OK
+    return Response(body, status=code)
+
+
+class TrackStartApi(APIView):
+    """The bot reports a /start <token>."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasIntakeScope]
+
+    class OutputSerializer(serializers.Serializer):
+        created = serializers.BooleanField(help_text="False when this user already started with this token")
+        telegram_user_id = serializers.IntegerField()
+        utm_id = serializers.CharField()
+        click_id = serializers.CharField(allow_null=True)
+        campaign = serializers.CharField()
+
+    @extend_schema(request=TrackStartInput, responses={201: OutputSerializer, 200: OutputSerializer, **ERROR_RESPONSES})
+    def post(self, request):
+        data = TrackStartInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        result = services.lead_start(
+            token=fields["utm_id"],
+            telegram_user_id=fields["user_id"],
+            username=fields.get("username", ""),
+            first_name=fields.get("first_name", ""),
+            language_code=fields.get("language_code", ""),
+            referrer=fields.get("referrer", ""),
+        )
+        start = result.start
+        body = {
+            "created": result.created,
+            "telegram_user_id": result.lead.telegram_user_id,
+            "utm_id": start.link.utm_id,
+            "click_id": start.click.click_id if start.click_id else None,
+            "campaign": start.campaign.name,
+        }
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class ConversionWebhookApi(APIView):
+    """The bot reports a purchase. Idempotent on transaction_id (or the Idempotency-Key header)."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasIntakeScope]
+
+    @extend_schema(
+        request=ConversionWebhookInput,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={201: ConversionOutput, 200: ConversionOutput, **ERROR_RESPONSES},
+    )
+    def post(self, request):
+        data = ConversionWebhookInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        result = services.conversion_record(
+            source=Conversion.Source.WEBHOOK,
+            token=fields.get("utm_id", ""),
+            customer_id=fields.get("customer_id", ""),
+            amount_minor=fields["amount"],
+            currency=fields["currency"],
+            status=fields.get("status", Conversion.Status.APPROVED),
+            goal=fields.get("event", "purchase"),
+            transaction_id=fields.get("transaction_id", ""),
+            idempotency_key=request.headers.get("Idempotency-Key", "")[:200],
+            product_id=fields.get("product_id", ""),
+            product_name=fields.get("product_name", ""),
+        )
+        return conversion_response(result)
+
+
+class PostbackApi(APIView):
+    """A partner network's S2S postback: GET (query string) or POST (query, form or JSON)."""
+
+    authentication_classes = [QueryParamApiKeyAuthentication]
+    permission_classes = [HasIntakeScope]
+    parser_classes = [SafeJSONParser, parsers.FormParser, parsers.MultiPartParser]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("key", str, description="The API key (networks cannot set headers)."),
+            OpenApiParameter("click_id", str, required=True, description="Also: cid, clickid, subid, aff_sub."),
+            OpenApiParameter("payout", str, description="Major units, e.g. 7.50. Also: sum, amount, revenue."),
+            OpenApiParameter("status", str, description="approved / pending / rejected and synonyms."),
+            OpenApiParameter("goal", str),
+            OpenApiParameter("transaction_id", str, description="Also: txid, tid."),
+            OpenApiParameter("currency", str),
+            OpenApiParameter("sub1", str),
+        ],
+        request=None,
+        responses={201: ConversionOutput, 200: ConversionOutput, **ERROR_RESPONSES},
+    )
+    def get(self, request):
+        return self._record(dict(request.query_params.items()))
+
+    @extend_schema(request=PostbackInput, responses={201: ConversionOutput, 200: ConversionOutput, **ERROR_RESPONSES})
+    def post(self, request):
+        raw = dict(request.query_params.items())
+        if hasattr(request.data, "items"):
+            raw.update({key: value for key, value in request.data.items() if isinstance(value, str | int | float)})
+        return self._record(raw)
+
+    def _record(self, raw: dict) -> Response:
+        data = PostbackInput(data=postback_params(raw))
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        click = Click.objects.select_related("link").filter(click_id=fields["click_id"]).first()
+        if click is None:
+            raise NotFoundField("click_id", "No click with this click_id.")
+        kept = {key[:64]: str(value)[:200] for key, value in list(raw.items())[:MAX_PARAMS_KEPT] if key != "key"}
+        result = services.conversion_record(
+            source=Conversion.Source.POSTBACK,
+            click=click,
+            amount_minor=fields["amount_minor"],
+            currency=fields["currency"],
+            status=fields.get("status", Conversion.Status.APPROVED),
+            goal=fields.get("goal", "purchase"),
+            transaction_id=fields.get("transaction_id", ""),
+            params=kept,
+        )
+        return conversion_response(result)
+
+
+JourneyOutput = inline_serializer(
+    "Journey", {"utm_id": serializers.CharField(), "conversions": serializers.ListField()}
+)
+
+
+class LinkJourneyApi(APIView):
+    """Everything known for a utm_id (or a click id, which is what the bot holds)."""
+
+    @extend_schema(responses={200: JourneyOutput, **ERROR_RESPONSES})
+    def get(self, request, utm_id: str):
+        click = Click.objects.select_related("link", "campaign").filter(click_id=utm_id).first()
+        if click is not None:
+            return Response(selectors.journey_for_click(click))
+        link = TrafficSource.objects.select_related("campaign").filter(Q(utm_id=utm_id)).first()
+        if link is None:
+            raise NotFoundField("utm_id", "No tracking link or click with this id.")
+        return Response(selectors.journey_for_link(link))
+
+
+class ClickJourneyApi(APIView):
+    @extend_schema(responses={200: JourneyOutput, **ERROR_RESPONSES})
+    def get(self, request, click_id: str):
+        click = Click.objects.select_related("link", "campaign").filter(click_id=click_id).first()
+        if click is None:
+            raise NotFoundField("click_id", "No click with this click_id.")
+        return Response(selectors.journey_for_click(click))

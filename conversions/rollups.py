@@ -1,0 +1,101 @@
+"""Background rollup of the append-only click and start tables into DailyStats.
+
+A cursor per table remembers the last primary key counted. Each refresh counts the rows after it
+and adds them to the day's row with F() updates; the refresh holds the cursor row locked, so
+refreshes never overlap. Rows younger than SETTLE_S are left for the next run: a click whose id was
+allocated before a neighbour's may commit a moment after it, and must not be skipped.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Count, F, Max, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from conversions.models import BotStart, Click, DailyStats, RollupCursor
+
+SETTLE_S = 2
+MAX_ROWS_PER_REFRESH = 200_000
+
+
+def click_counts(queryset):
+    """Clicks grouped by (campaign, link, UTC day) with the rollup's counters."""
+    return (
+        queryset.annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values("campaign_id", "link_id", "day")
+        .annotate(
+            clicks=Count("id", filter=Q(is_bot=False)),
+            unique_clicks=Count("id", filter=Q(is_bot=False, is_unique=True)),
+            bot_hits=Count("id", filter=Q(is_bot=True)),
+            landing_views=Count("id", filter=Q(served_landing=True)),
+        )
+        .order_by()
+    )
+
+
+def start_counts(queryset):
+    return (
+        queryset.annotate(day=TruncDate("created_at", tzinfo=UTC))
+        .values("campaign_id", "link_id", "day")
+        .annotate(starts=Count("id"))
+        .order_by()
+    )
+
+
+SOURCES = {
+    "clicks": (Click, click_counts, ("clicks", "unique_clicks", "bot_hits", "landing_views")),
+    "starts": (BotStart, start_counts, ("starts",)),
+}
+
+
+def _add_to_stats(row: dict, counters: tuple[str, ...]) -> None:
+    key = {"campaign_id": row["campaign_id"], "link_id": row["link_id"], "day": row["day"]}
+    stats, _ = DailyStats.objects.get_or_create(**key)
+    DailyStats.objects.filter(pk=stats.pk).update(**{name: F(name) + row[name] for name in counters})
+
+
+def _locked_cursor(name: str) -> RollupCursor:
+    RollupCursor.objects.get_or_create(name=name)
+    return RollupCursor.objects.select_for_update().get(name=name)
+
+
+def rollup_refresh() -> dict[str, int]:
+    """Count new clicks and starts into DailyStats. Returns how many rows each table added."""
+    counted = {}
+    settled_before = timezone.now() - timedelta(seconds=SETTLE_S)
+    for name, (model, counts, counters) in SOURCES.items():
+        with transaction.atomic():
+            cursor = _locked_cursor(name)
+            upper = model.objects.filter(
+                id__gt=cursor.last_id, id__lte=cursor.last_id + MAX_ROWS_PER_REFRESH, created_at__lt=settled_before
+            ).aggregate(upper=Max("id"))["upper"]
+            if upper is None:
+                counted[name] = 0
+                continue
+            new_rows = model.objects.filter(id__gt=cursor.last_id, id__lte=upper)
+            for row in counts(new_rows):
+                _add_to_stats(row, counters)
+            counted[name] = new_rows.count()
+            cursor.last_id = upper
+            cursor.save(update_fields=["last_id", "updated_at"])
+    return counted
+
+
+def rollup_reconcile(*, day: date) -> None:
+    """Recount one UTC day from the raw rows up to the cursors, replacing what the refreshes added."""
+    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    end = start + timedelta(days=1)
+    for name, (model, counts, counters) in SOURCES.items():
+        with transaction.atomic():
+            cursor = _locked_cursor(name)
+            DailyStats.objects.filter(day=day).update(**{counter: 0 for counter in counters})
+            rows = model.objects.filter(id__lte=cursor.last_id, created_at__gte=start, created_at__lt=end)
+            for row in counts(rows):
+                _add_to_stats(row, counters)
+
+
+def unrolled_since(name: str) -> int:
+    """The cursor of a table: rows above it are not in DailyStats yet."""
+    cursor = RollupCursor.objects.filter(name=name).first()
+    return cursor.last_id if cursor else 0

@@ -1,0 +1,138 @@
+"""Input validation shared by the API views. Parsing only: no writes here."""
+
+import re
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from rest_framework import serializers
+
+from conversions.currencies import ISO_4217
+from conversions.models import TOKEN_REGEX
+from conversions.services import normalize_status
+
+MAX_AMOUNT_MINOR = 10**12  # ten billion in major units: anything above is a bug upstream
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer, or a string of digits; never a fraction ("50.00" is ambiguous in minor units) or a bool."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or (isinstance(data, float) and not data.is_integer()):
+            self.fail("invalid")
+        if isinstance(data, str) and not re.fullmatch(r"-?[0-9]{1,20}", data.strip()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TokenField(serializers.RegexField):
+    def __init__(self, **kwargs):
+        super().__init__(
+            TOKEN_REGEX,
+            max_length=64,
+            error_messages={"invalid": "Use 1-64 characters of A-Z a-z 0-9 _ - (a click id or a utm_id)."},
+            **kwargs,
+        )
+
+
+class CurrencyField(serializers.CharField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=3, min_length=3, **kwargs)
+
+    def to_internal_value(self, data):
+        code = super().to_internal_value(data).upper()
+        if code not in ISO_4217:
+            raise serializers.ValidationError(f"Unknown currency {code!r}: use an ISO 4217 code such as USD.")
+        return code
+
+
+class StatusField(serializers.CharField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=32, **kwargs)
+
+    def to_internal_value(self, data):
+        status = normalize_status(super().to_internal_value(data))
+        if status is None:
+            raise serializers.ValidationError("Unknown status: use approved, pending or rejected.")
+        return status
+
+
+def no_nul(value: str):
+    if "\x00" in value:
+        raise serializers.ValidationError("NUL characters are not allowed.")
+
+
+class TrackStartInput(serializers.Serializer):
+    utm_id = TokenField(help_text="What the bot received in /start: a click id or a utm_id.")
+    user_id = StrictIntegerField(min_value=1, max_value=2**63 - 1, help_text="Telegram user id.")
+    username = serializers.CharField(max_length=64, required=False, allow_blank=True, validators=[no_nul])
+    first_name = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
+    language_code = serializers.CharField(max_length=16, required=False, allow_blank=True, validators=[no_nul])
+    referrer = serializers.CharField(max_length=100, required=False, allow_blank=True, validators=[no_nul])
+
+    def validate_username(self, value):
+        return value.lstrip("@")
+
+
+class ConversionWebhookInput(serializers.Serializer):
+    utm_id = TokenField(required=False, help_text="The /start token or the link's utm_id.")
+    customer_id = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, validators=[no_nul], help_text="e.g. telegram_123456789"
+    )
+    amount = StrictIntegerField(
+        min_value=0, max_value=MAX_AMOUNT_MINOR, help_text="Minor units: 5000 = 50.00 in the currency."
+    )
+    currency = CurrencyField(required=False)
+    transaction_id = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
+    event = serializers.RegexField(
+        r"^[A-Za-z0-9_.-]{1,64}$", required=False, help_text="The goal: purchase, deposit, registration…"
+    )
+    status = StatusField(required=False)
+    product_name = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
+    product_id = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
+
+    def validate(self, attrs):
+        if not attrs.get("utm_id") and not attrs.get("customer_id"):
+            raise serializers.ValidationError({"utm_id": "Give utm_id, or a customer_id such as telegram_<id>."})
+        attrs.setdefault("currency", settings.DEFAULT_CURRENCY)
+        return attrs
+
+
+class PostbackInput(serializers.Serializer):
+    click_id = TokenField()
+    payout = serializers.DecimalField(
+        max_digits=14, decimal_places=4, min_value=Decimal(0), max_value=Decimal(10**10), required=False
+    )
+    status = StatusField(required=False)
+    goal = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,64}$", required=False)
+    transaction_id = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
+    currency = CurrencyField(required=False)
+    sub1 = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
+
+    def validate(self, attrs):
+        payout = attrs.pop("payout", Decimal(0))
+        attrs["amount_minor"] = int((payout * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        attrs.setdefault("currency", settings.DEFAULT_CURRENCY)
+        return attrs
+
+
+# Names partner networks use for our parameters (first match wins).
+POSTBACK_ALIASES = {
+    "click_id": ("click_id", "clickid", "cid", "subid", "aff_sub", "sub_id"),
+    "payout": ("payout", "sum", "amount", "revenue", "price"),
+    "status": ("status", "state"),
+    "goal": ("goal", "event", "action"),
+    "transaction_id": ("transaction_id", "txid", "tid", "transaction", "order_id"),
+    "currency": ("currency", "cur"),
+    "sub1": ("sub1",),
+}
+
+
+def postback_params(raw: dict) -> dict:
+    """Map a network's parameter names onto ours; unknown names are kept aside as params."""
+    mapped = {}
+    for ours, names in POSTBACK_ALIASES.items():
+        for name in names:
+            if raw.get(name) not in (None, ""):
+                mapped[ours] = raw[name]
+                break
+    return mapped

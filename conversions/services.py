@@ -1,0 +1,260 @@
+"""Writes of the ledger: bot starts and conversions. Each service is one transaction."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from conversions.errors import NotFoundField
+from conversions.models import BotStart, Click, Conversion, ConversionStatusChange, Lead, TrafficSource
+
+STATUS_SYNONYMS = {
+    Conversion.Status.APPROVED: {
+        "approved", "approve", "confirmed", "confirm", "accepted", "success", "successful",
+        "sale", "paid", "complete", "completed", "ok", "1",
+    },
+    Conversion.Status.PENDING: {"pending", "hold", "on_hold", "onhold", "wait", "waiting", "processing", "lead", "0"},
+    Conversion.Status.REJECTED: {
+        "rejected", "reject", "declined", "decline", "cancelled", "canceled", "cancel", "refund",
+        "refunded", "chargeback", "reversed", "fraud", "trash", "invalid", "failed", "-1",
+    },
+}  # fmt: skip
+_STATUS_BY_WORD = {word: status for status, words in STATUS_SYNONYMS.items() for word in words}
+
+
+def normalize_status(word: str) -> str | None:
+    """The conversion status a partner's word means, or None when it means nothing we know."""
+    return _STATUS_BY_WORD.get(word.strip().lower().replace("-", "_").replace(" ", "_"))
+
+
+@dataclass(frozen=True)
+class Touch:
+    """Where a token points: an exact click, or only a tracking link."""
+
+    link: TrafficSource
+    click: Click | None
+
+
+def resolve_token(token: str) -> Touch | None:
+    """A /start token is a click id (exact) or a plain utm_id (the link only)."""
+    click = Click.objects.select_related("link", "campaign").filter(click_id=token).first()
+    if click is not None and click.link_id is not None:
+        return Touch(link=click.link, click=click)
+    link = TrafficSource.objects.select_related("campaign").filter(utm_id=token).first()
+    if link is not None:
+        return Touch(link=link, click=None)
+    return None
+
+
+def _within_window(moment) -> bool:
+    return moment >= timezone.now() - timedelta(days=settings.ATTRIBUTION_WINDOW_DAYS)
+
+
+@dataclass(frozen=True)
+class StartResult:
+    lead: Lead
+    start: BotStart
+    created: bool
+
+
+def lead_start(
+    *,
+    token: str,
+    telegram_user_id: int,
+    username: str = "",
+    first_name: str = "",
+    language_code: str = "",
+    referrer: str = "",
+) -> StartResult:
+    """Record a /start: create or update the Telegram user and attribute them to the token.
+
+    Last touch wins: the newest start sets the lead's click (exact) or link. A plain utm_id does not
+    replace an exact click on the same link that is still inside the attribution window.
+    The same token twice for one user is one BotStart. Raises NotFoundField for an unknown token.
+    """
+    touch = resolve_token(token)
+    if touch is None:
+        raise NotFoundField("utm_id", "No tracking link or click with this id.")
+    now = timezone.now()
+    with transaction.atomic():
+        lead, _ = Lead.objects.get_or_create(telegram_user_id=telegram_user_id)
+        lead = Lead.objects.select_for_update().get(pk=lead.pk)
+        for name, value in (("username", username), ("first_name", first_name), ("language_code", language_code)):
+            if value:
+                setattr(lead, name, value)
+        keeps_exact_click = (
+            touch.click is None
+            and lead.click_id is not None
+            and lead.link_id == touch.link.pk
+            and _within_window(lead.attributed_at)
+        )
+        if not keeps_exact_click:
+            lead.click = touch.click
+            lead.link = touch.link
+            lead.campaign_id = touch.link.campaign_id
+            lead.attributed_at = now
+        lead.save()
+        start, created = _bot_start_once(lead=lead, touch=touch, token=token, referrer=referrer, now=now)
+        if created:
+            transaction.on_commit(lambda: _after_start(start))
+    return StartResult(lead=lead, start=start, created=created)
+
+
+def _bot_start_once(*, lead, touch, token, referrer, now) -> tuple[BotStart, bool]:
+    try:
+        with transaction.atomic():
+            start = BotStart.objects.create(
+                lead=lead,
+                campaign_id=touch.link.campaign_id,
+                link=touch.link,
+                click=touch.click,
+                token=token,
+                referrer=referrer[:100],
+                created_at=now,
+            )
+            return start, True
+    except IntegrityError:
+        return BotStart.objects.get(lead=lead, token=token), False
+
+
+def _after_start(start: BotStart) -> None:
+    from tiktok_ads import hooks
+
+    hooks.on_start(start)
+
+
+def lead_for_customer(customer_id: str) -> Lead | None:
+    """`telegram_<id>` (or a bare numeric id) names a Telegram user we may know."""
+    raw = customer_id.strip()
+    if raw.startswith("telegram_"):
+        raw = raw[len("telegram_") :]
+    if not raw.isdigit() or len(raw) > 19:
+        return None
+    return Lead.objects.select_related("click", "link").filter(telegram_user_id=int(raw)).first()
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    conversion: Conversion
+    outcome: str  # created | updated | unchanged
+
+
+def _attribution(*, token: str, lead: Lead | None) -> Touch:
+    if token:
+        touch = resolve_token(token)
+        if touch is None:
+            raise NotFoundField("utm_id", "No tracking link or click with this id.")
+        # The bot often knows only the link's utm_id; the lead may know the exact click on that link.
+        if touch.click is None and lead is not None and lead.click_id and lead.link_id == touch.link.pk:
+            return Touch(link=touch.link, click=lead.click)
+        return touch
+    if lead is not None and lead.link_id is not None:
+        return Touch(link=lead.link, click=lead.click)
+    raise NotFoundField("customer_id", "No utm_id given and no Telegram user known for this customer_id.")
+
+
+def _dedup_key(*, transaction_id: str, idempotency_key: str, click: Click | None, goal: str, source: str) -> str:
+    if transaction_id:
+        return f"tx:{transaction_id}"
+    if idempotency_key:
+        return f"key:{idempotency_key}"
+    if source == Conversion.Source.POSTBACK and click is not None:
+        return f"click:{click.click_id}:{goal}"
+    return f"once:{secrets.token_hex(16)}"
+
+
+def conversion_record(
+    *,
+    source: str,
+    token: str = "",
+    click: Click | None = None,
+    customer_id: str = "",
+    amount_minor: int,
+    currency: str,
+    status: str = Conversion.Status.APPROVED,
+    goal: str = "purchase",
+    transaction_id: str = "",
+    idempotency_key: str = "",
+    product_id: str = "",
+    product_name: str = "",
+    params: dict | None = None,
+) -> ConversionResult:
+    """Record a conversion, idempotently.
+
+    The same transaction id (or Idempotency-Key, or for postbacks without one the same click and
+    goal) is one conversion, enforced by a unique constraint: concurrent duplicates make one row.
+    A repeat with another status or amount updates the row and logs the change; an identical
+    repeat changes nothing. Raises NotFoundField when nothing identifies the click or link.
+    """
+    lead = lead_for_customer(customer_id) if customer_id else None
+    touch = Touch(link=click.link, click=click) if click is not None else _attribution(token=token, lead=lead)
+    if lead is None and touch.click is not None:
+        lead = touch.click.leads.order_by("-attributed_at").first()
+    now = timezone.now()
+    touch_time = touch.click.created_at if touch.click is not None else None
+    dedup_key = _dedup_key(
+        transaction_id=transaction_id, idempotency_key=idempotency_key, click=touch.click, goal=goal, source=source
+    )
+    conversion = Conversion(
+        public_id=secrets.token_urlsafe(12),
+        dedup_key=dedup_key,
+        source=source,
+        campaign_id=touch.click.campaign_id if touch.click is not None else touch.link.campaign_id,
+        link=touch.link,
+        click=touch.click,
+        lead=lead,
+        customer_id=customer_id or (lead.customer_id if lead else ""),
+        transaction_id=transaction_id,
+        goal=goal,
+        status=status,
+        amount_minor=amount_minor,
+        currency=currency,
+        product_id=product_id,
+        product_name=product_name,
+        time_to_conversion_s=int((now - touch_time).total_seconds()) if touch_time else None,
+        in_attribution_window=_within_window(touch_time) if touch_time else True,
+        params=params or {},
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with transaction.atomic():
+            conversion.save(force_insert=True)
+            ConversionStatusChange.objects.create(
+                conversion=conversion, old_status="", new_status=status, new_amount_minor=amount_minor
+            )
+            transaction.on_commit(lambda: _after_conversion(conversion, created=True))
+        return ConversionResult(conversion=conversion, outcome="created")
+    except IntegrityError:
+        if not Conversion.objects.filter(dedup_key=dedup_key).exists():
+            raise
+    return _conversion_update(dedup_key=dedup_key, status=status, amount_minor=amount_minor)
+
+
+def _conversion_update(*, dedup_key: str, status: str, amount_minor: int) -> ConversionResult:
+    with transaction.atomic():
+        existing = Conversion.objects.select_for_update().get(dedup_key=dedup_key)
+        if existing.status == status and existing.amount_minor == amount_minor:
+            return ConversionResult(conversion=existing, outcome="unchanged")
+        ConversionStatusChange.objects.create(
+            conversion=existing,
+            old_status=existing.status,
+            new_status=status,
+            old_amount_minor=existing.amount_minor,
+            new_amount_minor=amount_minor,
+        )
+        existing.status = status
+        existing.amount_minor = amount_minor
+        existing.updated_at = timezone.now()
+        existing.save(update_fields=["status", "amount_minor", "updated_at"])
+        transaction.on_commit(lambda: _after_conversion(existing, created=False))
+    return ConversionResult(conversion=existing, outcome="updated")
+
+
+def _after_conversion(conversion: Conversion, *, created: bool) -> None:
+    from tiktok_ads import hooks
+
+    hooks.on_conversion(conversion, created=created)

@@ -1,0 +1,70 @@
+import pytest
+from rest_framework.test import APIClient
+
+from conversions.auth import api_key_create
+from conversions.models import ApiKey
+from tests.factories import CampaignFactory, LandingPageFactory, TrafficSourceFactory
+
+IPHONE_SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
+)
+DESKTOP_CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+)
+
+
+@pytest.fixture
+def intake_key(db) -> str:
+    return api_key_create(name="bot", scope=ApiKey.Scope.INTAKE)[1]
+
+
+@pytest.fixture
+def management_key(db) -> str:
+    return api_key_create(name="admin api", scope=ApiKey.Scope.MANAGEMENT)[1]
+
+
+@pytest.fixture
+def bot_api(intake_key) -> APIClient:
+    """The Telegram bot's HTTP client: an intake-scope key."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {intake_key}")
+    return client
+
+
+@pytest.fixture
+def management_api(management_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {management_key}")
+    return client
+
+
+@pytest.fixture
+def campaign(db):
+    return CampaignFactory()
+
+
+@pytest.fixture
+def link(db, campaign):
+    return TrafficSourceFactory(
+        campaign=campaign,
+        utm_id="tiktok_abc123",
+        utm_source="tiktok",
+        utm_campaign="football_jan_2025",
+        utm_content="video_messi_goal",
+        landing_page=LandingPageFactory(),
+        telegram_bot="demo_tracker_bot",
+    )
+
+
+@pytest.fixture
+def visit(client):
+    """Open a tracking link as a visitor's browser would; returns the response."""
+
+    def open_link(
+        path: str, *, user_agent: str = IPHONE_SAFARI, ip: str = "95.123.45.67", method: str = "get", **extra
+    ):
+        headers = {"HTTP_USER_AGENT": user_agent, "HTTP_X_FORWARDED_FOR": ip, **extra}
+        return getattr(client, method)(path, **headers)
+
+    return open_link

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TiktokAdsConfig(AppConfig):
+    name = "tiktok_ads"
+    verbose_name = "TikTok Ads"

@@ -1,0 +1,934 @@
+"""A fake of TikTok's Business API that serves real HTTP, for tests and local runs.
+
+In-process:
+    with FakeTikTok(port=0) as fake:
+        client = TikTokClient(fake.url, "token")
+        ...
+        fake.accepted_events()
+
+Standalone: ``python -m tiktok_ads.fake_server --port 9555 --rate-limit 10``, driven from
+other processes through the ``/__fake__/...`` control endpoints.
+
+The rules it enforces come from /work/shared/TIKTOK.md (what Segment, RudderStack and Stape
+send in production) and the seed (10 requests/s, 1,000 events a request). Like TikTok, it
+answers HTTP 200 with a non-zero `code` for every API-level error.
+"""
+
+import argparse
+import contextlib
+import copy
+import ipaddress
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+from urllib.parse import urlsplit
+
+EVENT_TRACK_PATH = "/open_api/v1.3/event/track/"
+AUDIENCE_PATH = "/open_api/v1.3/segment/audience/"
+AUDIENCE_MAPPING_PATH = "/open_api/v1.3/segment/mapping/"
+LOOKALIKE_PATH = "/open_api/v1.3/dmp/custom_audience/lookalike/create/"
+CONTROL_PREFIX = "/__fake__/"
+
+OK = 0
+NO_PERMISSION = 40001
+INVALID_PARAMETERS = 40002
+RATE_LIMITED = 40100
+TOKEN_INVALID = 40105
+NOT_FOUND = 40400
+
+MESSAGES = {
+    NO_PERMISSION: "No permission to operate",
+    INVALID_PARAMETERS: "Invalid parameters",
+    RATE_LIMITED: "Too many requests",
+    TOKEN_INVALID: "Access token is invalid",
+    50000: "System error",
+    50002: "Service unavailable",
+}
+
+EVENT_SOURCES = frozenset({"web", "app", "offline", "crm"})
+CONTENT_TYPES = frozenset({"product", "product_group"})
+LOOKALIKE_SIZES = frozenset({"NARROW", "BALANCED", "BROAD"})
+# Id types seen in Segment's tiktok-audiences and RudderStack's tiktok_audience.
+ID_SCHEMA_DIGEST_LENGTH = {
+    "EMAIL_SHA256": 64,
+    "PHONE_SHA256": 64,
+    "IDFA_SHA256": 64,
+    "GAID_SHA256": 64,
+    "AAID_SHA256": 64,
+    "IDFA_MD5": 32,
+    "GAID_MD5": 32,
+    "AAID_MD5": 32,
+}
+HASHED_USER_FIELDS = ("email", "phone", "external_id")
+PLAIN_USER_FIELDS = ("ttclid", "ttp", "user_agent", "locale")
+FAULT_MODES = frozenset({"timeout", "malformed"})  # plus "http<status>" and "code:<N>"
+INTERESTING_HEADERS = ("Access-Token", "Authorization", "Content-Type", "User-Agent")
+
+# A value above this is milliseconds (10**11 s is the year 5138): TikTok wants seconds.
+MILLISECONDS_THRESHOLD = 10**11
+# Default age limit for event_time: 7 days, TikTok's ttclid life (Segment's tiktok-conversions
+# field docs). Amperity's TikTok docs say events must be within 28 days, so it is a setting
+# (max_event_age_s) rather than a fixed rule.
+SEVEN_DAYS_S = 7 * 24 * 3600
+MAX_AUDIENCE_NAME = 128  # TIKTOK.md: custom_audience_name <= 128 chars
+# Lowercase only: TIKTOK.md says lowercase hex, so an uppercase digest here is our bug.
+_LOWER_HEX = {64: re.compile(r"[0-9a-f]{64}"), 32: re.compile(r"[0-9a-f]{32}")}
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_FAULT_CODE = re.compile(r"code:(\d+)")
+_FAULT_HTTP = re.compile(r"http([45]\d\d)")
+
+
+class Invalid(Exception):
+    """A request that TikTok would answer with 40002; the message names the field."""
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Answer:
+    http_status: int = 200
+    payload: dict | list | None = None
+    raw: bytes | None = None  # sent as-is instead of JSON (malformed, HTML error pages)
+    drop: bool = False  # close the connection without answering
+
+    @property
+    def code(self) -> int | None:
+        return self.payload.get("code") if isinstance(self.payload, dict) else None
+
+
+# --- validation helpers --------------------------------------------------------------
+
+
+def _check(condition: bool, where: str, problem: str) -> None:
+    if not condition:
+        raise Invalid(f"{where}: {problem}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _is_nonempty_str(value) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_digest(value, length: int = 64) -> bool:
+    return isinstance(value, str) and _LOWER_HEX[length].fullmatch(value) is not None
+
+
+def _check_optional_str(container: dict, key: str, where: str) -> None:
+    if key in container:
+        _check(isinstance(container[key], str), f"{where}.{key}", "must be a string")
+
+
+def _check_optional_number(container: dict, key: str, where: str) -> None:
+    if key in container:
+        _check(_is_number(container[key]), f"{where}.{key}", "must be a number")
+
+
+def validate_track_body(
+    body,
+    *,
+    now: float,
+    max_batch: int = 1000,
+    max_age_s: float = SEVEN_DAYS_S,
+    max_future_s: float = 3600,
+) -> None:
+    """Raise Invalid naming the first bad field of an `event/track` body."""
+    _check(isinstance(body, dict), "body", "must be a JSON object")
+    _check(
+        body.get("event_source") in EVENT_SOURCES,
+        "event_source",
+        f"must be one of {sorted(EVENT_SOURCES)}",
+    )
+    _check(
+        _is_nonempty_str(body.get("event_source_id")),
+        "event_source_id",
+        "must be a non-empty string",
+    )
+    _check_optional_str(body, "test_event_code", "body")
+    _check_optional_str(body, "partner_name", "body")
+    data = body.get("data")
+    _check(isinstance(data, list) and data != [], "data", "must be a non-empty list")
+    _check(
+        len(data) <= max_batch,
+        "data",
+        f"at most {max_batch} events per request, got {len(data)}",
+    )
+    for index, item in enumerate(data):
+        _validate_event(
+            item,
+            f"data[{index}]",
+            now=now,
+            max_age_s=max_age_s,
+            max_future_s=max_future_s,
+        )
+
+
+def _validate_event(item, where: str, *, now: float, max_age_s: float, max_future_s: float) -> None:
+    _check(isinstance(item, dict), where, "must be an object")
+    _check(
+        _is_nonempty_str(item.get("event")),
+        f"{where}.event",
+        "must be a non-empty string",
+    )
+    _validate_event_time(item.get("event_time"), f"{where}.event_time", now, max_age_s, max_future_s)
+    if "event_id" in item:
+        _check(
+            _is_nonempty_str(item["event_id"]),
+            f"{where}.event_id",
+            "must be a non-empty string",
+        )
+    if "user" in item:
+        _validate_user(item["user"], f"{where}.user")
+    if "properties" in item:
+        _validate_properties(item["properties"], f"{where}.properties")
+    if "page" in item:
+        page = item["page"]
+        _check(isinstance(page, dict), f"{where}.page", "must be an object")
+        _check_optional_str(page, "url", f"{where}.page")
+        _check_optional_str(page, "referrer", f"{where}.page")
+    if "limited_data_use" in item:
+        _check(
+            isinstance(item["limited_data_use"], bool),
+            f"{where}.limited_data_use",
+            "must be a boolean",
+        )
+
+
+def _validate_event_time(value, where: str, now: float, max_age_s: float, max_future_s: float) -> None:
+    # TIKTOK.md: integer Unix seconds; ISO strings and milliseconds are known mistakes.
+    _check(_is_int(value), where, "must be an integer Unix timestamp in seconds")
+    _check(
+        value < MILLISECONDS_THRESHOLD,
+        where,
+        "looks like milliseconds; send Unix seconds",
+    )
+    _check(value >= now - max_age_s, where, f"older than {max_age_s / 86400:g} days")
+    _check(value <= now + max_future_s, where, "is in the future")
+
+
+def _validate_user(user, where: str) -> None:
+    _check(isinstance(user, dict), where, "must be an object")
+    for key in HASHED_USER_FIELDS:
+        if key in user:
+            _validate_hashed(user[key], f"{where}.{key}")
+    for key in PLAIN_USER_FIELDS:
+        _check_optional_str(user, key, where)
+    if "ip" in user:
+        _check(
+            _is_ip_address(user["ip"]),
+            f"{where}.ip",
+            "must be a plain (unhashed) IP address",
+        )
+
+
+def _validate_hashed(value, where: str) -> None:
+    values = value if isinstance(value, list) else [value]
+    _check(values != [], where, "must not be an empty list")
+    for one in values:
+        _check(_is_digest(one), where, "must be a lowercase SHA-256 hex digest (64 chars)")
+
+
+def _is_ip_address(value) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _validate_properties(properties, where: str) -> None:
+    _check(isinstance(properties, dict), where, "must be an object")
+    _check_optional_number(properties, "value", where)
+    if "currency" in properties:
+        currency = properties["currency"]
+        ok = isinstance(currency, str) and _CURRENCY.fullmatch(currency) is not None
+        _check(ok, f"{where}.currency", "must be a 3-letter ISO 4217 code, e.g. EUR")
+    if "content_type" in properties:
+        _check(
+            properties["content_type"] in CONTENT_TYPES,
+            f"{where}.content_type",
+            "must be product or product_group",
+        )
+    for key in ("order_id", "description", "query"):
+        _check_optional_str(properties, key, where)
+    if "contents" in properties:
+        _validate_contents(properties["contents"], f"{where}.contents")
+
+
+def _validate_contents(contents, where: str) -> None:
+    _check(isinstance(contents, list), where, "must be a list")
+    for index, content in enumerate(contents):
+        item_where = f"{where}[{index}]"
+        _check(isinstance(content, dict), item_where, "must be an object")
+        for key in ("content_id", "content_name", "content_category", "brand"):
+            _check_optional_str(content, key, item_where)
+        for key in ("price", "quantity"):
+            _check_optional_number(content, key, item_where)
+        if "content_type" in content:
+            _check(
+                content["content_type"] in CONTENT_TYPES,
+                f"{item_where}.content_type",
+                "invalid",
+            )
+
+
+def validate_fault_mode(mode: str) -> str:
+    text = mode if isinstance(mode, str) else ""
+    if text in FAULT_MODES or _FAULT_CODE.fullmatch(text) or _FAULT_HTTP.fullmatch(text):
+        return mode
+    raise ValueError(f"unknown fault mode {mode!r}: use http500 (any http4xx/5xx), timeout, malformed or code:<N>")
+
+
+def new_request_id() -> str:
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + uuid.uuid4().hex[:18].upper()
+
+
+def api_answer(code: int, message: str | None = None, data: dict | None = None) -> Answer:
+    payload = {
+        "code": code,
+        "message": message or ("OK" if code == OK else MESSAGES.get(code, "Error")),
+        "request_id": new_request_id(),
+        "data": data if data is not None else {},
+    }
+    return Answer(payload=payload)
+
+
+# --- the fake ------------------------------------------------------------------------
+
+
+class FakeTikTok:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        rate_limit: int = 10,
+        rate_period_s: float = 1.0,
+        timeout_delay: float = 5.0,
+        max_batch: int = 1000,
+        max_event_age_s: float = SEVEN_DAYS_S,
+        max_future_s: float = 3600,
+        min_lookalike_source: int = 100,
+        clock: Callable[[], float] = time.time,
+        verbose: bool = False,
+    ):
+        self.host = host
+        self.port = port
+        self.rate_limit = rate_limit  # requests per rate_period_s; 0 disables the limit
+        self.rate_period_s = rate_period_s
+        self.timeout_delay = timeout_delay
+        self.max_batch = max_batch
+        self.max_event_age_s = max_event_age_s
+        self.max_future_s = max_future_s
+        self.min_lookalike_source = min_lookalike_source
+        self.clock = clock
+        self.verbose = verbose
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._routes = {
+            EVENT_TRACK_PATH: self._track,
+            AUDIENCE_PATH: self._audience_create,
+            AUDIENCE_MAPPING_PATH: self._audience_mapping,
+            LOOKALIKE_PATH: self._lookalike_create,
+        }
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        with self._lock:
+            self._pixel_tokens: dict[str, set[str]] = {}
+            self._accepted: list[dict] = []
+            self._requests: list[dict] = []
+            self._faults: deque[str] = deque()
+            self._recent_hits: deque[float] = deque()
+            self._audiences: dict[str, dict] = {}
+            self._next_audience_id = 7_000_000_001
+            self.latency = 0.0
+
+    # --- lifecycle ---
+
+    def start(self) -> Self:
+        self._bind()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-tiktok",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self, announce: Callable[[str], None] = print) -> None:
+        """Serve in the calling thread until interrupted (CLI and management command)."""
+        self._bind()
+        announce(f"Fake TikTok Business API listening on {self.url} (rate limit {self.rate_limit}/s)")
+        try:
+            self._server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._close_server()
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes requests held by latency or the timeout fault
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._close_server()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeTikTok is not started")
+        return f"http://{self.host}:{self.port}"
+
+    def _bind(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("FakeTikTok is already started")
+        self._stopping.clear()
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+
+    def _close_server(self) -> None:
+        if self._server is not None:
+            self._server.server_close()
+            self._server = None
+
+    # --- switches and set-up ---
+
+    def add_pixel(self, pixel_code: str, access_token: str) -> None:
+        """Once any pixel is registered, only registered tokens work, each on its pixels."""
+        with self._lock:
+            self._pixel_tokens.setdefault(pixel_code, set()).add(access_token)
+
+    def fail_next(self, n: int = 1, mode: str = "http500") -> None:
+        validate_fault_mode(mode)
+        with self._lock:
+            self._faults.extend([mode] * int(n))
+
+    def set_latency(self, seconds: float) -> None:
+        with self._lock:
+            self.latency = float(seconds)
+
+    def reset(self) -> None:
+        self._reset_state()
+
+    # --- inspection ---
+
+    def accepted_events(self, pixel_code: str | None = None) -> list[dict]:
+        """Every accepted event item, plus `pixel_code`, `test_event_code`, `partner_name`,
+        `event_source` and `request_id` of the request that carried it."""
+        with self._lock:
+            events = [e for e in self._accepted if pixel_code is None or e["pixel_code"] == pixel_code]
+            return copy.deepcopy(events)
+
+    @property
+    def requests(self) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    def audiences(self) -> dict[str, dict]:
+        with self._lock:
+            return {audience_id: _audience_view(a) for audience_id, a in self._audiences.items()}
+
+    def audience_members(self, audience_id: str) -> dict[str, set[str]]:
+        with self._lock:
+            members = self._audiences[audience_id]["members"]
+            return {id_type: set(ids) for id_type, ids in members.items()}
+
+    # --- request handling (called from server threads) ---
+
+    def handle(self, method: str, path: str, headers: dict, raw_body: bytes) -> Answer:
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(method, path, raw_body)
+        return self._api(method, path, headers, raw_body)
+
+    def _api(self, method: str, path: str, headers: dict, raw_body: bytes) -> Answer:
+        body = _parse_json(raw_body)
+        route = self._routes.get(path)
+        if route is None or method != "POST":
+            answer = Answer(
+                http_status=404,
+                payload={"code": NOT_FOUND, "message": f"{method} {path} not found"},
+            )
+            return self._record(path, headers, body, answer)
+        if self.latency:
+            self._stopping.wait(self.latency)
+        fault = self._take_fault()
+        if fault is not None:
+            return self._faulty_answer(fault, path, headers, body)
+        if self._over_rate_limit():
+            return self._record(path, headers, body, api_answer(RATE_LIMITED))
+        token = headers.get("Access-Token") or ""
+        try:
+            if body is _NOT_JSON:
+                raise Invalid("body: must be valid JSON")
+            with self._lock:
+                answer = route(token, body)
+        except Invalid as exc:
+            answer = api_answer(INVALID_PARAMETERS, str(exc))
+        except ApiError as exc:
+            answer = api_answer(exc.code, exc.message)
+        return self._record(path, headers, body, answer)
+
+    def _take_fault(self) -> str | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+    def _faulty_answer(self, fault: str, path: str, headers: dict, body) -> Answer:
+        http_fault = _FAULT_HTTP.fullmatch(fault)
+        if http_fault:
+            status = int(http_fault.group(1))
+            answer = Answer(http_status=status, raw=b"<html><body>%d</body></html>" % status)
+        elif fault == "malformed":
+            answer = Answer(raw=b"<html>upstream sent an unreadable answer")
+        elif fault == "timeout":
+            answer = Answer(drop=True)
+        else:
+            answer = api_answer(int(fault.split(":", 1)[1]), "Injected fault")
+        self._record(path, headers, body, answer, fault=fault)
+        if fault == "timeout":
+            self._stopping.wait(self.timeout_delay)
+        return answer
+
+    def _over_rate_limit(self) -> bool:
+        """Sliding window over all API endpoints; only admitted requests fill the window."""
+        if not self.rate_limit:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            while self._recent_hits and self._recent_hits[0] <= now - self.rate_period_s:
+                self._recent_hits.popleft()
+            if len(self._recent_hits) >= self.rate_limit:
+                return True
+            self._recent_hits.append(now)
+            return False
+
+    def _record(self, path: str, headers: dict, body, answer: Answer, fault: str | None = None) -> Answer:
+        entry = {
+            "path": path,
+            "headers": {name: headers[name] for name in INTERESTING_HEADERS if name in headers},
+            "body": None if body is _NOT_JSON else body,
+            "http_status": None if answer.drop else answer.http_status,
+            "code": answer.code,
+            "fault": fault,
+            "time": time.time(),
+        }
+        with self._lock:
+            self._requests.append(entry)
+        return answer
+
+    # --- auth ---
+
+    def _check_token(self, token: str) -> None:
+        known = set().union(*self._pixel_tokens.values()) if self._pixel_tokens else None
+        if not token or (known is not None and token not in known):
+            raise ApiError(TOKEN_INVALID, MESSAGES[TOKEN_INVALID])
+
+    def _check_pixel_permission(self, token: str, pixel_code: str) -> None:
+        if self._pixel_tokens and token not in self._pixel_tokens.get(pixel_code, ()):
+            raise ApiError(NO_PERMISSION, f"No permission to operate pixel {pixel_code}")
+
+    # --- Events API ---
+
+    def _track(self, token: str, body) -> Answer:
+        self._check_token(token)
+        validate_track_body(
+            body,
+            now=self.clock(),
+            max_batch=self.max_batch,
+            max_age_s=self.max_event_age_s,
+            max_future_s=self.max_future_s,
+        )
+        self._check_pixel_permission(token, body["event_source_id"])
+        answer = api_answer(OK)
+        request_fields = {
+            "pixel_code": body["event_source_id"],
+            "test_event_code": body.get("test_event_code"),
+            "partner_name": body.get("partner_name"),
+            "event_source": body["event_source"],
+            "request_id": answer.payload["request_id"],
+        }
+        self._accepted.extend({**item, **request_fields} for item in body["data"])
+        return answer
+
+    # --- audiences ---
+
+    def _audience_create(self, token: str, body) -> Answer:
+        self._check_token(token)
+        _check(isinstance(body, dict), "body", "must be a JSON object")
+        _check(
+            _is_nonempty_str(body.get("advertiser_id")),
+            "advertiser_id",
+            "must be a non-empty string",
+        )
+        _check_audience_name(body.get("custom_audience_name"))
+        _check(body.get("action") == "create", "action", "must be 'create'")
+        audience_id = self._new_audience(body["advertiser_id"], body["custom_audience_name"], "PARTNER")
+        return api_answer(OK, data={"audience_id": audience_id})
+
+    def _audience_mapping(self, token: str, body) -> Answer:
+        self._check_token(token)
+        _check(isinstance(body, dict), "body", "must be a JSON object")
+        advertiser_ids = body.get("advertiser_ids")
+        ok = isinstance(advertiser_ids, list) and advertiser_ids and all(map(_is_nonempty_str, advertiser_ids))
+        _check(bool(ok), "advertiser_ids", "must be a non-empty list of strings")
+        _check(
+            body.get("action") in ("add", "delete"),
+            "action",
+            "must be 'add' or 'delete'",
+        )
+        id_schema = _validated_id_schema(body.get("id_schema"))
+        changes = self._validated_mapping_rows(body.get("batch_data"), id_schema, set(advertiser_ids))
+        for audience_id, id_type, member_id in changes:
+            members = self._audiences[audience_id]["members"].setdefault(id_type, set())
+            if body["action"] == "add":
+                members.add(member_id)
+            else:
+                members.discard(member_id)
+        return api_answer(OK)
+
+    def _validated_mapping_rows(self, batch_data, id_schema: list[str], advertiser_ids: set[str]) -> list[tuple]:
+        """Check every row before touching state: one bad row rejects the whole batch."""
+        _check(
+            isinstance(batch_data, list) and batch_data != [],
+            "batch_data",
+            "must be a non-empty list",
+        )
+        changes = []
+        for row_index, row in enumerate(batch_data):
+            where = f"batch_data[{row_index}]"
+            _check(isinstance(row, list), where, "must be a list")
+            _check(
+                len(row) == len(id_schema),
+                where,
+                f"has {len(row)} entries, id_schema has {len(id_schema)}",
+            )
+            _check(any(row), where, "has no id at all")
+            for column, (id_type, entry) in enumerate(zip(id_schema, row, strict=True)):
+                changes.extend(self._validated_entry(entry, id_type, advertiser_ids, f"{where}[{column}]"))
+        return changes
+
+    def _validated_entry(self, entry, id_type: str, advertiser_ids: set[str], where: str) -> list[tuple]:
+        _check(
+            isinstance(entry, dict),
+            where,
+            "must be an object ({} when the value is missing)",
+        )
+        if not entry:
+            return []
+        length = ID_SCHEMA_DIGEST_LENGTH[id_type]
+        _check(
+            _is_digest(entry.get("id"), length),
+            f"{where}.id",
+            f"must be {length} lowercase hex chars ({id_type})",
+        )
+        audience_ids = entry.get("audience_ids")
+        ok = isinstance(audience_ids, list) and audience_ids != [] and all(isinstance(a, str) for a in audience_ids)
+        _check(ok, f"{where}.audience_ids", "must be a non-empty list of strings")
+        for audience_id in audience_ids:
+            audience = self._audiences.get(audience_id)
+            _check(
+                audience is not None,
+                f"{where}.audience_ids",
+                f"unknown audience {audience_id}",
+            )
+            _check(
+                audience["type"] != "LOOKALIKE",
+                f"{where}.audience_ids",
+                f"{audience_id} is a lookalike",
+            )
+            owned = audience["advertiser_id"] in advertiser_ids
+            _check(
+                owned,
+                f"{where}.audience_ids",
+                f"{audience_id} is not owned by advertiser_ids",
+            )
+        return [(audience_id, id_type, entry["id"]) for audience_id in audience_ids]
+
+    def _lookalike_create(self, token: str, body) -> Answer:
+        self._check_token(token)
+        _check(isinstance(body, dict), "body", "must be a JSON object")
+        _check(
+            _is_nonempty_str(body.get("advertiser_id")),
+            "advertiser_id",
+            "must be a non-empty string",
+        )
+        _check_audience_name(body.get("custom_audience_name"))
+        spec = body.get("lookalike_spec")
+        _check(isinstance(spec, dict), "lookalike_spec", "must be an object")
+        source = self._audiences.get(spec.get("source_audience_id"))
+        _check(source is not None, "lookalike_spec.source_audience_id", "unknown audience")
+        _check(
+            source["type"] != "LOOKALIKE",
+            "lookalike_spec.source_audience_id",
+            "must not be a lookalike",
+        )
+        _check(
+            source["advertiser_id"] == body["advertiser_id"],
+            "lookalike_spec.source_audience_id",
+            "other advertiser",
+        )
+        size = _audience_size(source)
+        _check(
+            size >= self.min_lookalike_source,
+            "lookalike_spec.source_audience_id",
+            f"too small ({size} people)",
+        )
+        _check(
+            spec.get("audience_size") in LOOKALIKE_SIZES,
+            "lookalike_spec.audience_size",
+            "NARROW|BALANCED|BROAD",
+        )
+        if "include_source" in spec:
+            _check(
+                isinstance(spec["include_source"], bool),
+                "lookalike_spec.include_source",
+                "must be a boolean",
+            )
+        if "location_ids" in spec:
+            _check(
+                isinstance(spec["location_ids"], list),
+                "lookalike_spec.location_ids",
+                "must be a list",
+            )
+        audience_id = self._new_audience(body["advertiser_id"], body["custom_audience_name"], "LOOKALIKE", spec)
+        return api_answer(OK, data={"audience_id": audience_id})
+
+    def _new_audience(
+        self,
+        advertiser_id: str,
+        name: str,
+        kind: str,
+        lookalike_spec: dict | None = None,
+    ) -> str:
+        audience_id = str(self._next_audience_id)
+        self._next_audience_id += 1
+        self._audiences[audience_id] = {
+            "audience_id": audience_id,
+            "advertiser_id": advertiser_id,
+            "name": name,
+            "type": kind,
+            "lookalike_spec": lookalike_spec,
+            "members": {},
+        }
+        return audience_id
+
+    # --- control endpoints ---
+
+    def _control(self, method: str, path: str, raw_body: bytes) -> Answer:
+        action = path[len(CONTROL_PREFIX) :].strip("/")
+        body = _parse_json(raw_body) if raw_body else {}
+        if body is _NOT_JSON or not isinstance(body, dict):
+            return Answer(http_status=400, payload={"error": "body must be a JSON object"})
+        handler = self._control_routes().get((method, action))
+        if handler is None:
+            return Answer(
+                http_status=404,
+                payload={"error": f"no control endpoint {method} {path}"},
+            )
+        try:
+            return Answer(payload=handler(body))
+        except (KeyError, TypeError, ValueError) as exc:
+            return Answer(http_status=400, payload={"error": str(exc)})
+
+    def _control_routes(self) -> dict:
+        return {
+            ("GET", "events"): lambda body: self.accepted_events(),
+            ("GET", "requests"): lambda body: self.requests,
+            ("GET", "audiences"): lambda body: self.audiences(),
+            ("POST", "fail"): self._control_fail,
+            ("POST", "latency"): self._control_latency,
+            ("POST", "reset"): self._control_reset,
+            ("POST", "pixels"): self._control_pixels,
+        }
+
+    def _control_fail(self, body: dict) -> dict:
+        self.fail_next(int(body.get("n", 1)), body["mode"])
+        return {"ok": True}
+
+    def _control_latency(self, body: dict) -> dict:
+        self.set_latency(float(body["seconds"]))
+        return {"ok": True}
+
+    def _control_reset(self, body: dict) -> dict:
+        self.reset()
+        return {"ok": True}
+
+    def _control_pixels(self, body: dict) -> dict:
+        self.add_pixel(body["pixel_code"], body["access_token"])
+        return {"ok": True}
+
+
+def _check_audience_name(name) -> None:
+    _check(_is_nonempty_str(name), "custom_audience_name", "must be a non-empty string")
+    _check(
+        len(name) <= MAX_AUDIENCE_NAME,
+        "custom_audience_name",
+        f"at most {MAX_AUDIENCE_NAME} characters",
+    )
+
+
+def _validated_id_schema(id_schema) -> list[str]:
+    _check(
+        isinstance(id_schema, list) and id_schema != [],
+        "id_schema",
+        "must be a non-empty list",
+    )
+    for id_type in id_schema:
+        _check(
+            id_type in ID_SCHEMA_DIGEST_LENGTH,
+            "id_schema",
+            f"unknown id type {id_type!r}",
+        )
+    _check(len(set(id_schema)) == len(id_schema), "id_schema", "has duplicates")
+    return id_schema
+
+
+def _audience_size(audience: dict) -> int:
+    # Rows can carry several ids of one person, so the largest id type is the best estimate.
+    return max((len(ids) for ids in audience["members"].values()), default=0)
+
+
+def _audience_view(audience: dict) -> dict:
+    view = copy.deepcopy({k: v for k, v in audience.items() if k != "members"})
+    view["members"] = {id_type: sorted(ids) for id_type, ids in audience["members"].items()}
+    view["size"] = _audience_size(audience)
+    return view
+
+
+_NOT_JSON = object()
+
+
+def _parse_json(raw: bytes):
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return _NOT_JSON
+
+
+# --- HTTP plumbing -------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, fake: FakeTikTok):
+        super().__init__(address, _Handler)
+        self.fake = fake
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "FakeTikTok/1.0"
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        headers = {name: self.headers[name] for name in INTERESTING_HEADERS if name in self.headers}
+        answer = self.server.fake.handle(method, urlsplit(self.path).path, headers, raw_body)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._reply(answer)  # fails only when the client gave up first (timeouts)
+
+    def _reply(self, answer: Answer) -> None:
+        if answer.drop:
+            self.close_connection = True
+            return
+        content = answer.raw if answer.raw is not None else json.dumps(answer.payload).encode()
+        self.send_response(answer.http_status)
+        content_type = "application/json" if answer.raw is None else "text/html"
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    def log_message(self, format: str, *args) -> None:
+        if self.server.fake.verbose:
+            super().log_message(format, *args)
+
+
+# --- command line --------------------------------------------------------------------
+
+
+def build_arg_parser(
+    parser: argparse.ArgumentParser | None = None,
+) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(description="Fake TikTok Business API")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9555)
+    parser.add_argument("--rate-limit", type=int, default=10, help="requests per second, 0 = unlimited")
+    parser.add_argument(
+        "--timeout-delay",
+        type=float,
+        default=5.0,
+        help="seconds the timeout fault holds",
+    )
+    parser.add_argument(
+        "--pixel",
+        action="append",
+        default=[],
+        metavar="PIXEL:TOKEN",
+        help="register a pixel and its token",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    return parser
+
+
+def fake_from_options(options: dict) -> FakeTikTok:
+    fake = FakeTikTok(
+        host=options["host"],
+        port=options["port"],
+        rate_limit=options["rate_limit"],
+        timeout_delay=options["timeout_delay"],
+        verbose=options["verbose"],
+    )
+    for spec in options["pixel"]:
+        pixel_code, _, token = spec.partition(":")
+        fake.add_pixel(pixel_code, token)
+    return fake
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = vars(build_arg_parser().parse_args(argv))
+    fake_from_options(options).serve_forever(announce=lambda line: print(line, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

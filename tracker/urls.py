@@ -1,0 +1,35 @@
+from django.contrib import admin
+from django.http import HttpResponseRedirect
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import SimpleRouter
+
+from conversions import apis, links_api
+from landing import views as landing_views
+
+router = SimpleRouter()
+router.trailing_slash = "/?"  # both /api/v1/links and /api/v1/links/
+router.register("campaigns", links_api.CampaignViewSet)
+router.register("landing-pages", links_api.LandingPageViewSet)
+router.register("links", links_api.TrafficSourceViewSet)
+
+api_v1 = [
+    path("utm/track/click", apis.TrackStartApi.as_view(), name="track-start"),
+    path("utm/webhook/conversion", apis.ConversionWebhookApi.as_view(), name="conversion-webhook"),
+    path("utm/<str:utm_id>/journey", apis.LinkJourneyApi.as_view(), name="link-journey"),
+    path("clicks/<str:click_id>/journey", apis.ClickJourneyApi.as_view(), name="click-journey"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("", lambda request: HttpResponseRedirect("/admin/")),
+    path("l/<str:utm_id>", landing_views.link_click, name="link-click"),
+    path("click", landing_views.classic_click, name="classic-click"),
+    path("postback", apis.PostbackApi.as_view(), name="postback"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "tracker.errors.not_found"
+handler500 = "tracker.errors.server_error"
