@@ -72,6 +72,7 @@ class TrackStartApi(APIView):
             first_name=fields.get("first_name", ""),
             language_code=fields.get("language_code", ""),
             referrer=fields.get("referrer", ""),
+            consent=fields.get("consent"),
         )
         start = result.start
         body = {
@@ -111,6 +112,7 @@ class ConversionWebhookApi(APIView):
             idempotency_key=request.headers.get("Idempotency-Key", "")[:200],
             product_id=fields.get("product_id", ""),
             product_name=fields.get("product_name", ""),
+            consent=fields.get("consent"),
         )
         return conversion_response(result)
 

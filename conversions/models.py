@@ -31,6 +31,14 @@ class Campaign(models.Model):
         help_text="Where classic /click?campaign_id=… links send visitors. Macros: {click_id} {subid} "
         "{utm_id} {country} {campaign_id} {sub1}…{sub5} {ttclid}",
     )
+    pixel = models.ForeignKey(
+        "tiktok_ads.Pixel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="campaigns",
+        help_text="The TikTok pixel its funnel events go to. Empty: the default pixel, if any.",
+    )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -164,6 +172,9 @@ class Lead(models.Model):
     username = models.CharField(max_length=64, blank=True)
     first_name = models.CharField(max_length=200, blank=True)
     language_code = models.CharField(max_length=16, blank=True)
+    # Consent to send this user's events to TikTok: None = not asked, which counts as no when
+    # TIKTOK_CONSENT_REQUIRED is on.
+    tracking_consent = models.BooleanField(null=True, blank=True)
     campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
     link = models.ForeignKey(TrafficSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
     click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")

@@ -68,6 +68,9 @@ class TrackStartInput(serializers.Serializer):
     first_name = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
     language_code = serializers.CharField(max_length=16, required=False, allow_blank=True, validators=[no_nul])
     referrer = serializers.CharField(max_length=100, required=False, allow_blank=True, validators=[no_nul])
+    consent = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="May this user's events go to TikTok?"
+    )
 
     def validate_username(self, value):
         return value.lstrip("@")
@@ -89,6 +92,7 @@ class ConversionWebhookInput(serializers.Serializer):
     status = StatusField(required=False)
     product_name = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
     product_id = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
+    consent = serializers.BooleanField(required=False, allow_null=True, default=None)
 
     def validate(self, attrs):
         if not attrs.get("utm_id") and not attrs.get("customer_id"):

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from conversions.errors import NotFoundField
 from conversions.models import BotStart, Click, Conversion, ConversionStatusChange, Lead, TrafficSource
+from tiktok_ads import hooks as tiktok_hooks
 
 STATUS_SYNONYMS = {
     Conversion.Status.APPROVED: {
@@ -68,6 +69,7 @@ def lead_start(
     first_name: str = "",
     language_code: str = "",
     referrer: str = "",
+    consent: bool | None = None,
 ) -> StartResult:
     """Record a /start: create or update the Telegram user and attribute them to the token.
 
@@ -85,6 +87,8 @@ def lead_start(
         for name, value in (("username", username), ("first_name", first_name), ("language_code", language_code)):
             if value:
                 setattr(lead, name, value)
+        if consent is not None:
+            lead.tracking_consent = consent
         keeps_exact_click = (
             touch.click is None
             and lead.click_id is not None
@@ -99,7 +103,7 @@ def lead_start(
         lead.save()
         start, created = _bot_start_once(lead=lead, touch=touch, token=token, referrer=referrer, now=now)
         if created:
-            transaction.on_commit(lambda: _after_start(start))
+            tiktok_hooks.on_start(start)
     return StartResult(lead=lead, start=start, created=created)
 
 
@@ -118,12 +122,6 @@ def _bot_start_once(*, lead, touch, token, referrer, now) -> tuple[BotStart, boo
             return start, True
     except IntegrityError:
         return BotStart.objects.get(lead=lead, token=token), False
-
-
-def _after_start(start: BotStart) -> None:
-    from tiktok_ads import hooks
-
-    hooks.on_start(start)
 
 
 def lead_for_customer(customer_id: str) -> Lead | None:
@@ -181,6 +179,7 @@ def conversion_record(
     product_id: str = "",
     product_name: str = "",
     params: dict | None = None,
+    consent: bool | None = None,
 ) -> ConversionResult:
     """Record a conversion, idempotently.
 
@@ -190,6 +189,9 @@ def conversion_record(
     repeat changes nothing. Raises NotFoundField when nothing identifies the click or link.
     """
     lead = lead_for_customer(customer_id) if customer_id else None
+    if lead is not None and consent is not None and lead.tracking_consent != consent:
+        Lead.objects.filter(pk=lead.pk).update(tracking_consent=consent)
+        lead.tracking_consent = consent
     touch = Touch(link=click.link, click=click) if click is not None else _attribution(token=token, lead=lead)
     if lead is None and touch.click is not None:
         lead = touch.click.leads.order_by("-attributed_at").first()
@@ -226,7 +228,7 @@ def conversion_record(
             ConversionStatusChange.objects.create(
                 conversion=conversion, old_status="", new_status=status, new_amount_minor=amount_minor
             )
-            transaction.on_commit(lambda: _after_conversion(conversion, created=True))
+            tiktok_hooks.on_conversion(conversion, created=True)
         return ConversionResult(conversion=conversion, outcome="created")
     except IntegrityError:
         if not Conversion.objects.filter(dedup_key=dedup_key).exists():
@@ -250,11 +252,5 @@ def _conversion_update(*, dedup_key: str, status: str, amount_minor: int) -> Con
         existing.amount_minor = amount_minor
         existing.updated_at = timezone.now()
         existing.save(update_fields=["status", "amount_minor", "updated_at"])
-        transaction.on_commit(lambda: _after_conversion(existing, created=False))
+        tiktok_hooks.on_conversion(existing, created=False)
     return ConversionResult(conversion=existing, outcome="updated")
-
-
-def _after_conversion(conversion: Conversion, *, created: bool) -> None:
-    from tiktok_ads import hooks
-
-    hooks.on_conversion(conversion, created=created)

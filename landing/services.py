@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from conversions.models import Campaign, Click, TrafficSource
 from landing.enrichment import client_ip, locate, parse_user_agent
+from tiktok_ads import hooks as tiktok_hooks
 
 TRACKED_PARAMS = (
     "utm_source",
@@ -113,12 +114,5 @@ def click_record(*, campaign: Campaign, link: TrafficSource | None, visit: Visit
     )
     with transaction.atomic():
         click.save(force_insert=True)
-        transaction.on_commit(lambda: _after_click(click))
+        tiktok_hooks.on_click(click)  # the ViewContent outbox row commits with the click, or neither does
     return click
-
-
-def _after_click(click: Click) -> None:
-    """Hook for what follows a stored click (TikTok events). Kept apart so the click path stays short."""
-    from tiktok_ads import hooks
-
-    hooks.on_click(click)

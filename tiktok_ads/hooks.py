@@ -1,13 +1,19 @@
-"""What the funnel tells the TikTok integration after each commit (click, start, conversion)."""
+"""What the funnel tells the TikTok integration, inside the funnel's own transaction."""
 
 
 def on_click(click) -> None:
-    pass
+    from tiktok_ads import funnel
+
+    funnel.on_click(click)
 
 
 def on_start(start) -> None:
-    pass
+    from tiktok_ads import funnel
+
+    funnel.on_start(start)
 
 
 def on_conversion(conversion, *, created: bool) -> None:
-    pass
+    from tiktok_ads import funnel
+
+    funnel.on_conversion(conversion, created=created)

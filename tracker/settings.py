@@ -163,3 +163,45 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- TikTok Events API
+TIKTOK_API_BASE_URL = env.str("TIKTOK_API_BASE_URL", default="https://business-api.tiktok.com")
+TIKTOK_HTTP_TIMEOUT = env.float("TIKTOK_HTTP_TIMEOUT", default=10.0)
+# Fernet keys (newest first) that encrypt pixel access tokens at rest. Generate one with
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.
+TIKTOK_TOKEN_KEYS = env.list("TIKTOK_TOKEN_KEYS", default=[])
+if not TIKTOK_TOKEN_KEYS:
+    if not DEBUG:
+        raise environ.ImproperlyConfigured("Set TIKTOK_TOKEN_KEYS (a Fernet key) to encrypt TikTok access tokens.")
+    import base64
+    import hashlib
+
+    TIKTOK_TOKEN_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
+# The seed's variables configure a default pixel (kept in step by the outbox sweep).
+TIKTOK_PIXEL_ID = env.str("TIKTOK_PIXEL_ID", default="")
+TIKTOK_ACCESS_TOKEN = env.str("TIKTOK_ACCESS_TOKEN", default="")
+TIKTOK_ADVERTISER_ID = env.str("TIKTOK_ADVERTISER_ID", default="")
+TIKTOK_TEST_MODE = env.bool("TIKTOK_TEST_MODE", default=False)
+TIKTOK_TEST_EVENT_CODE = env.str("TIKTOK_TEST_EVENT_CODE", default="")
+TIKTOK_PARTNER_NAME = env.str("TIKTOK_PARTNER_NAME", default="")
+# Limits (seed: 1,000 events a request, 10 requests/s, 50,000 events/day per pixel).
+TIKTOK_BATCH_SIZE = env.int("TIKTOK_BATCH_SIZE", default=1000)
+TIKTOK_MAX_REQUESTS_PER_S = env.int("TIKTOK_MAX_REQUESTS_PER_S", default=10)
+TIKTOK_DAILY_QUOTA = env.int("TIKTOK_DAILY_QUOTA", default=50_000)
+TIKTOK_MAX_ATTEMPTS = env.int("TIKTOK_MAX_ATTEMPTS", default=12)
+TIKTOK_RETRY_BASE_S = env.float("TIKTOK_RETRY_BASE_S", default=10.0)
+TIKTOK_RETRY_MAX_S = env.float("TIKTOK_RETRY_MAX_S", default=3600.0)
+# A row claimed for sending longer ago than this belonged to a worker that died: it is queued again.
+TIKTOK_STALE_CLAIM_S = env.int("TIKTOK_STALE_CLAIM_S", default=120)
+# TikTok takes events up to 7 days old (TIKTOK.md, fake server); older ones fail as too old.
+TIKTOK_MAX_EVENT_AGE_DAYS = env.int("TIKTOK_MAX_EVENT_AGE_DAYS", default=7)
+TIKTOK_CONSENT_REQUIRED = env.bool("TIKTOK_CONSENT_REQUIRED", default=False)
+TIKTOK_SWEEP_INTERVAL_S = env.float("TIKTOK_SWEEP_INTERVAL_S", default=10.0)
+CELERY_BEAT_SCHEDULE["tiktok-sweep"] = {
+    "task": "tiktok_ads.tasks.sweep_outbox",
+    "schedule": schedule(TIKTOK_SWEEP_INTERVAL_S),
+}
+# Publishing a task must not hold a web request when the broker is down: the outbox row is already
+# committed and the sweep will send it.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)

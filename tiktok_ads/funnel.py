@@ -1,0 +1,145 @@
+"""Funnel steps become TikTok events: landing view → ViewContent, /start → CompleteRegistration,
+approved conversion → CompletePayment (or the pixel's event for the goal).
+
+Each event carries what the click knew (ttclid, _ttp, IP, user agent, page URL, referrer) and the
+SHA-256 external id of the Telegram user or customer. Called inside the funnel's own transaction.
+"""
+
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from tiktok_ads.hashing import sha256_external_id
+from tiktok_ads.models import Pixel, TikTokEvent
+from tiktok_ads.outbox import event_queue
+
+_DEFAULT_PIXEL_TTL_S = 10.0
+_default_pixel_cache: dict = {"at": 0.0, "pixel": None}
+
+
+def default_pixel() -> Pixel | None:
+    """The default pixel, cached for a few seconds: the click path must not look it up every time."""
+    now = time.monotonic()
+    if now - _default_pixel_cache["at"] > _DEFAULT_PIXEL_TTL_S:
+        _default_pixel_cache["pixel"] = Pixel.objects.filter(is_default=True, is_active=True).first()
+        _default_pixel_cache["at"] = now
+    return _default_pixel_cache["pixel"]
+
+
+def forget_default_pixel() -> None:
+    _default_pixel_cache["at"] = 0.0
+
+
+def pixel_for_campaign(campaign) -> Pixel | None:
+    if campaign.pixel_id is not None:
+        return campaign.pixel if campaign.pixel.is_active else None
+    return default_pixel()
+
+
+def _compact(mapping: dict) -> dict:
+    """Drop empty values (but keep 0 and False: TikTok needs `value: 0`)."""
+    return {key: value for key, value in mapping.items() if value not in (None, "", [], {})}
+
+
+def click_user(click) -> dict:
+    if click is None:
+        return {}
+    return _compact({"ttclid": click.ttclid, "ttp": click.ttp, "ip": click.ip, "user_agent": click.user_agent})
+
+
+def click_page(click) -> dict:
+    if click is None:
+        return {}
+    return _compact({"url": click.landing_url, "referrer": click.referrer})
+
+
+def _item(*, event: str, event_id: str, moment, user: dict, properties: dict | None = None, page: dict | None = None):
+    return _compact(
+        {
+            "event": event,
+            "event_time": int(moment.timestamp()),
+            "event_id": event_id,
+            "user": _compact(user),
+            "properties": _compact(properties or {}),
+            "page": _compact(page or {}),
+        }
+    )
+
+
+def _consent_missing(lead) -> bool:
+    return settings.TIKTOK_CONSENT_REQUIRED and (lead is None or lead.tracking_consent is not True)
+
+
+def on_click(click) -> None:
+    if click.is_bot or not click.served_landing:
+        return
+    pixel = pixel_for_campaign(click.campaign)
+    if pixel is None or not pixel.sends("ViewContent"):
+        return
+    event_id = f"view_{click.click_id}"
+    item = _item(event="ViewContent", event_id=event_id, moment=click.created_at, user=click_user(click),
+                 page=click_page(click))  # fmt: skip
+    event_queue(pixel=pixel, event_id=event_id, event="ViewContent", event_time=click.created_at, payload=item,
+                source="landing_view", skip_reason="no_consent" if _consent_missing(None) else "")  # fmt: skip
+
+
+def on_start(start) -> None:
+    pixel = pixel_for_campaign(start.campaign)
+    if pixel is None or not pixel.sends("CompleteRegistration"):
+        return
+    lead = start.lead
+    event_id = f"registration_{start.pk}"
+    user = {**click_user(start.click), "external_id": sha256_external_id(lead.customer_id)}
+    item = _item(event="CompleteRegistration", event_id=event_id, moment=start.created_at, user=user,
+                 page=click_page(start.click))  # fmt: skip
+    event_queue(pixel=pixel, event_id=event_id, event="CompleteRegistration", event_time=start.created_at,
+                payload=item, source="bot_start",
+                skip_reason="no_consent" if _consent_missing(lead) else "")  # fmt: skip
+
+
+def conversion_event_id(conversion) -> str:
+    """Stable: `purchase_<conversion id>` whatever happens to the conversion later."""
+    return f"{conversion.goal}_{conversion.public_id}"
+
+
+def on_conversion(conversion, *, created: bool) -> None:
+    """Approved → queue the goal's event once. Rejected before sending → the queued event is skipped."""
+    pixel = pixel_for_campaign(conversion.campaign)
+    if pixel is None:
+        return
+    event = (pixel.goal_events or {}).get(conversion.goal)
+    if not event or not pixel.sends(event):
+        return
+    event_id = conversion_event_id(conversion)
+    if conversion.status != conversion.Status.APPROVED:
+        TikTokEvent.objects.filter(
+            pixel=pixel, event_id=event_id, status__in=[TikTokEvent.Status.QUEUED, TikTokEvent.Status.RETRYING]
+        ).update(status=TikTokEvent.Status.SKIPPED, last_message=f"conversion {conversion.status}")
+        return
+    skip_reason = ""
+    if not conversion.in_attribution_window:
+        skip_reason = "outside_attribution_window"
+    elif _consent_missing(conversion.lead):
+        skip_reason = "no_consent"
+    value = round(conversion.amount_minor / 100, 2)
+    external_id = conversion.customer_id or (conversion.lead.customer_id if conversion.lead_id else "")
+    user = {**click_user(conversion.click), "external_id": sha256_external_id(external_id) if external_id else None}
+    content = _compact({"content_id": conversion.product_id or conversion.product_name,
+                        "content_name": conversion.product_name, "price": value, "quantity": 1})  # fmt: skip
+    properties = {
+        "value": value,
+        "currency": conversion.currency,
+        "content_type": "product",
+        "contents": [content] if content.get("content_id") else [],
+        "order_id": conversion.transaction_id or conversion.public_id,
+    }
+    item = _item(event=event, event_id=event_id, moment=conversion.created_at, user=user, properties=properties,
+                 page=click_page(conversion.click))  # fmt: skip
+    event_queue(pixel=pixel, event_id=event_id, event=event, event_time=conversion.created_at, payload=item,
+                source="conversion", skip_reason=skip_reason)  # fmt: skip
+
+
+def too_old(event_time) -> bool:
+    return event_time < timezone.now() - timedelta(days=settings.TIKTOK_MAX_EVENT_AGE_DAYS)

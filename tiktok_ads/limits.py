@@ -1,0 +1,78 @@
+"""The shared request limiter and daily quota: in Redis when REDIS_URL is set (all workers share
+them), otherwise in this process and the database (the embedded single-worker default)."""
+
+import threading
+import time
+from datetime import date
+
+from django.conf import settings
+from django.db.models import Q
+
+from tiktok_ads.models import TikTokEvent
+
+
+class LocalRateLimiter:
+    """At most `rate` acquisitions per `period_s` in this process (sliding window log)."""
+
+    def __init__(self, rate: int, period_s: float = 1.0):
+        self.rate = rate
+        self.period_s = period_s
+        self._stamps: list[float] = []
+        self._lock = threading.Lock()
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._stamps = [stamp for stamp in self._stamps if now - stamp < self.period_s]
+                if len(self._stamps) < self.rate:
+                    self._stamps.append(now)
+                    return True
+                wait_s = self.period_s - (now - self._stamps[0])
+            if time.monotonic() + wait_s > deadline:
+                return False
+            time.sleep(max(wait_s, 0.001))
+
+
+class DatabaseDailyQuota:
+    """Daily quota counted from the outbox itself: events sent or being sent today."""
+
+    def reserve(self, pixel_code: str, n: int, limit: int, today: date) -> int:
+        used = TikTokEvent.objects.filter(pixel__pixel_code=pixel_code).filter(
+            Q(sent_at__date=today) | Q(status=TikTokEvent.Status.SENDING, claimed_at__date=today)
+        ).count()
+        # The rows being reserved are already SENDING and counted in `used`.
+        return max(0, min(n, limit - used + n))
+
+    def release(self, pixel_code: str, n: int, today: date) -> None:
+        """Nothing to give back: released rows leave SENDING and stop counting by themselves."""
+
+
+_shared: dict = {}
+
+
+def _redis_client():
+    import redis
+
+    if "redis" not in _shared:
+        _shared["redis"] = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+    return _shared["redis"]
+
+
+def request_limiter():
+    if settings.REDIS_URL:
+        from tiktok_ads.ratelimit import RedisRateLimiter
+
+        return RedisRateLimiter(_redis_client(), "tiktok:requests", settings.TIKTOK_MAX_REQUESTS_PER_S, 1.0)
+    if "local_limiter" not in _shared:
+        _shared["local_limiter"] = LocalRateLimiter(settings.TIKTOK_MAX_REQUESTS_PER_S)
+    return _shared["local_limiter"]
+
+
+def daily_quota():
+    if settings.REDIS_URL:
+        from tiktok_ads.ratelimit import DailyQuota
+
+        return DailyQuota(_redis_client())
+    return DatabaseDailyQuota()
