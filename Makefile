@@ -42,7 +42,7 @@ test: install
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run >/dev/null
 	@DBURL=$$($(BIN)/python scripts/pick_test_database.py "$(TEST_DATABASE_URL)"); \
 	echo "Tests run on $$DBURL"; \
-	DEBUG=0 SECRET_KEY=test-secret-key TIKTOK_TOKEN_KEYS=dHJhY2tlci10ZXN0LXN1aXRlLWZlcm5ldC1rZXktMzI= DATABASE_URL=$$DBURL TEST_REDIS_URL=$(TEST_REDIS_URL) \
+	DEBUG=0 SECRET_KEY=test-secret-key TIKTOK_TOKEN_KEYS=dHJhY2tlci10ZXN0LXN1aXRlLWZlcm5ldC1rZXktMzI= DATABASE_URL=$$DBURL REDIS_URL=$(TEST_REDIS_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

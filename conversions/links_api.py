@@ -16,7 +16,7 @@ def tracking_url(link: TrafficSource) -> str:
 class CampaignSerializer(serializers.ModelSerializer):
     class Meta:
         model = Campaign
-        fields = ["id", "name", "status", "offer_url", "notes", "created_at"]
+        fields = ["id", "name", "status", "offer_url", "pixel", "notes", "created_at"]
 
 
 class LandingPageSerializer(serializers.ModelSerializer):

@@ -39,7 +39,7 @@ def link_click(request, utm_id: str):
     if not _TOKEN.match(utm_id):
         return _not_found(request, "link")
     link = (
-        TrafficSource.objects.select_related("campaign", "landing_page")
+        TrafficSource.objects.select_related("campaign__pixel", "landing_page")
         .filter(utm_id=utm_id, is_active=True, campaign__status=Campaign.Status.ACTIVE)
         .first()
     )

@@ -68,3 +68,13 @@ def visit(client):
         return getattr(client, method)(path, **headers)
 
     return open_link
+
+
+@pytest.fixture(autouse=True)
+def fresh_default_pixel_cache():
+    """The default pixel is cached per process for a few seconds; tests must not see each other's."""
+    from tiktok_ads.funnel import forget_default_pixel
+
+    forget_default_pixel()
+    yield
+    forget_default_pixel()

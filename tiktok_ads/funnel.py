@@ -38,7 +38,7 @@ def pixel_for_campaign(campaign) -> Pixel | None:
     return default_pixel()
 
 
-def _compact(mapping: dict) -> dict:
+def compact(mapping: dict) -> dict:
     """Drop empty values (but keep 0 and False: TikTok needs `value: 0`)."""
     return {key: value for key, value in mapping.items() if value not in (None, "", [], {})}
 
@@ -46,24 +46,24 @@ def _compact(mapping: dict) -> dict:
 def click_user(click) -> dict:
     if click is None:
         return {}
-    return _compact({"ttclid": click.ttclid, "ttp": click.ttp, "ip": click.ip, "user_agent": click.user_agent})
+    return compact({"ttclid": click.ttclid, "ttp": click.ttp, "ip": click.ip, "user_agent": click.user_agent})
 
 
 def click_page(click) -> dict:
     if click is None:
         return {}
-    return _compact({"url": click.landing_url, "referrer": click.referrer})
+    return compact({"url": click.landing_url, "referrer": click.referrer})
 
 
 def _item(*, event: str, event_id: str, moment, user: dict, properties: dict | None = None, page: dict | None = None):
-    return _compact(
+    return compact(
         {
             "event": event,
             "event_time": int(moment.timestamp()),
             "event_id": event_id,
-            "user": _compact(user),
-            "properties": _compact(properties or {}),
-            "page": _compact(page or {}),
+            "user": compact(user),
+            "properties": compact(properties or {}),
+            "page": compact(page or {}),
         }
     )
 
@@ -126,7 +126,7 @@ def on_conversion(conversion, *, created: bool) -> None:
     value = round(conversion.amount_minor / 100, 2)
     external_id = conversion.customer_id or (conversion.lead.customer_id if conversion.lead_id else "")
     user = {**click_user(conversion.click), "external_id": sha256_external_id(external_id) if external_id else None}
-    content = _compact({"content_id": conversion.product_id or conversion.product_name,
+    content = compact({"content_id": conversion.product_id or conversion.product_name,
                         "content_name": conversion.product_name, "price": value, "quantity": 1})  # fmt: skip
     properties = {
         "value": value,

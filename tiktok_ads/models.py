@@ -85,7 +85,7 @@ class TikTokEvent(models.Model):
     last_message = models.CharField(max_length=500, blank=True)
     request_id = models.CharField(max_length=128, blank=True)
     test_event_code = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -1,6 +1,7 @@
 """Writing to the TikTok event outbox, and waking a sender when the row is committed."""
 
 import logging
+import time
 from datetime import datetime
 
 from django.conf import settings
@@ -54,19 +55,34 @@ def _redis():
     return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
+_last_wake_up: dict[int, float] = {}
+
+
+def _woken_recently(pixel_id: int) -> bool:
+    now = time.monotonic()
+    if now - _last_wake_up.get(pixel_id, 0.0) < FLUSH_DEBOUNCE_MS / 1000:
+        return True
+    _last_wake_up[pixel_id] = now
+    return False
+
+
 def schedule_flush(pixel_id: int) -> None:
     """Ask a worker to send this pixel's queue. Never raises: the periodic sweep is the safety net.
 
-    With Redis, one wake-up per pixel per half second is enough however many events arrive, so a
-    burst of clicks does not become a burst of broker messages.
+    One wake-up per pixel per half second is enough however many events arrive, so a burst of clicks
+    does not become a burst of broker messages: debounced in this process, and across processes in
+    Redis when there is one. The wake-up runs at the end of its half second, so it sees every event
+    committed during it.
     """
     from tiktok_ads.tasks import flush_pixel
 
+    if _woken_recently(pixel_id):
+        return
     try:
         if settings.REDIS_URL:
             first = _redis().set(f"tiktok:flush-scheduled:{pixel_id}", 1, nx=True, px=FLUSH_DEBOUNCE_MS)
             if not first:
                 return
-        flush_pixel.apply_async(args=[pixel_id], retry=False)
+        flush_pixel.apply_async(args=[pixel_id], countdown=FLUSH_DEBOUNCE_MS / 1000, retry=False)
     except Exception:  # noqa: BLE001 - the broker may be down; the row is safe in PostgreSQL
         logger.warning("Could not schedule a TikTok flush for pixel %s; the sweep will send it", pixel_id)
