@@ -73,6 +73,8 @@ class TrackStartApi(APIView):
             language_code=fields.get("language_code", ""),
             referrer=fields.get("referrer", ""),
             consent=fields.get("consent"),
+            email_sha256=fields.get("email", ""),
+            phone_sha256=fields.get("phone", ""),
         )
         start = result.start
         body = {
@@ -113,6 +115,8 @@ class ConversionWebhookApi(APIView):
             product_id=fields.get("product_id", ""),
             product_name=fields.get("product_name", ""),
             consent=fields.get("consent"),
+            email_sha256=fields.get("email", ""),
+            phone_sha256=fields.get("phone", ""),
         )
         return conversion_response(result)
 

@@ -175,6 +175,9 @@ class Lead(models.Model):
     # Consent to send this user's events to TikTok: None = not asked, which counts as no when
     # TIKTOK_CONSENT_REQUIRED is on.
     tracking_consent = models.BooleanField(null=True, blank=True)
+    # Only SHA-256 hashes (TikTok's normalisation), never the raw values: for audiences and matching.
+    email_sha256 = models.CharField(max_length=64, blank=True)
+    phone_sha256 = models.CharField(max_length=64, blank=True)
     campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
     link = models.ForeignKey(TrafficSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
     click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
@@ -232,6 +235,8 @@ class Conversion(models.Model):
     click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.PROTECT, related_name="conversions")
     lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversions")
     customer_id = models.CharField(max_length=200, blank=True)
+    email_sha256 = models.CharField(max_length=64, blank=True)
+    phone_sha256 = models.CharField(max_length=64, blank=True)
     transaction_id = models.CharField(max_length=200, blank=True)
     goal = models.CharField(max_length=64, default="purchase")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.APPROVED)

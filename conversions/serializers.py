@@ -61,6 +61,39 @@ def no_nul(value: str):
         raise serializers.ValidationError("NUL characters are not allowed.")
 
 
+class HashedEmailField(serializers.CharField):
+    """An email (or its SHA-256): normalised and hashed on parse, so the raw value is never kept."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=254, required=False, allow_blank=True, **kwargs)
+
+    def to_internal_value(self, data):
+        from tiktok_ads.hashing import is_sha256_hex, sha256_email
+
+        value = super().to_internal_value(data).strip()
+        if value and not is_sha256_hex(value) and "@" not in value:
+            raise serializers.ValidationError("Enter an email address or its SHA-256.")
+        return sha256_email(value) if value else ""
+
+
+class HashedPhoneField(serializers.CharField):
+    """A phone number in international form (or its SHA-256), hashed in E.164 on parse."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=64, required=False, allow_blank=True, **kwargs)
+
+    def to_internal_value(self, data):
+        from tiktok_ads.hashing import sha256_phone
+
+        value = super().to_internal_value(data).strip()
+        if not value:
+            return ""
+        try:
+            return sha256_phone(value)
+        except ValueError:
+            raise serializers.ValidationError("Enter a phone number in international form: +40721234567.") from None
+
+
 class TrackStartInput(serializers.Serializer):
     utm_id = TokenField(help_text="What the bot received in /start: a click id or a utm_id.")
     user_id = StrictIntegerField(min_value=1, max_value=2**63 - 1, help_text="Telegram user id.")
@@ -71,6 +104,8 @@ class TrackStartInput(serializers.Serializer):
     consent = serializers.BooleanField(
         required=False, allow_null=True, default=None, help_text="May this user's events go to TikTok?"
     )
+    email = HashedEmailField(help_text="Optional; stored only as SHA-256 (for audiences).")
+    phone = HashedPhoneField(help_text="Optional; stored only as SHA-256 of its E.164 form.")
 
     def validate_username(self, value):
         return value.lstrip("@")
@@ -93,6 +128,8 @@ class ConversionWebhookInput(serializers.Serializer):
     product_name = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
     product_id = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
     consent = serializers.BooleanField(required=False, allow_null=True, default=None)
+    email = HashedEmailField(help_text="Optional; stored only as SHA-256 (for audiences).")
+    phone = HashedPhoneField(help_text="Optional; stored only as SHA-256 of its E.164 form.")
 
     def validate(self, attrs):
         if not attrs.get("utm_id") and not attrs.get("customer_id"):

@@ -70,6 +70,8 @@ def lead_start(
     language_code: str = "",
     referrer: str = "",
     consent: bool | None = None,
+    email_sha256: str = "",
+    phone_sha256: str = "",
 ) -> StartResult:
     """Record a /start: create or update the Telegram user and attribute them to the token.
 
@@ -89,6 +91,10 @@ def lead_start(
                 setattr(lead, name, value)
         if consent is not None:
             lead.tracking_consent = consent
+        if email_sha256:
+            lead.email_sha256 = email_sha256
+        if phone_sha256:
+            lead.phone_sha256 = phone_sha256
         keeps_exact_click = (
             touch.click is None
             and lead.click_id is not None
@@ -180,6 +186,8 @@ def conversion_record(
     product_name: str = "",
     params: dict | None = None,
     consent: bool | None = None,
+    email_sha256: str = "",
+    phone_sha256: str = "",
 ) -> ConversionResult:
     """Record a conversion, idempotently.
 
@@ -209,6 +217,8 @@ def conversion_record(
         click=touch.click,
         lead=lead,
         customer_id=customer_id or (lead.customer_id if lead else ""),
+        email_sha256=email_sha256 or (lead.email_sha256 if lead else ""),
+        phone_sha256=phone_sha256 or (lead.phone_sha256 if lead else ""),
         transaction_id=transaction_id,
         goal=goal,
         status=status,

@@ -4,7 +4,6 @@ Each view: parse (tiktok_ads.serializers), map (tiktok_ads.api_events), write th
 (tiktok_ads.outbox.event_queue), respond. Access tokens are never returned, only their hint.
 """
 
-
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F

@@ -66,13 +66,9 @@ def due_events(pixel: Pixel):
 def claim_batch(pixel: Pixel, size: int) -> list[TikTokEvent]:
     """Lock up to `size` due rows that no other worker holds, and mark them SENDING."""
     with transaction.atomic():
-        rows = list(
-            due_events(pixel).order_by("next_attempt_at", "id").select_for_update(skip_locked=True)[:size]
-        )
+        rows = list(due_events(pixel).order_by("next_attempt_at", "id").select_for_update(skip_locked=True)[:size])
         if rows:
-            TikTokEvent.objects.filter(pk__in=[row.pk for row in rows]).update(
-                status=Status.SENDING, claimed_at=_now()
-            )
+            TikTokEvent.objects.filter(pk__in=[row.pk for row in rows]).update(status=Status.SENDING, claimed_at=_now())
     return rows
 
 

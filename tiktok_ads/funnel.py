@@ -91,7 +91,8 @@ def on_start(start) -> None:
         return
     lead = start.lead
     event_id = f"registration_{start.pk}"
-    user = {**click_user(start.click), "external_id": sha256_external_id(lead.customer_id)}
+    user = {**click_user(start.click), "external_id": sha256_external_id(lead.customer_id),
+            "email": lead.email_sha256, "phone": lead.phone_sha256}  # fmt: skip
     item = _item(event="CompleteRegistration", event_id=event_id, moment=start.created_at, user=user,
                  page=click_page(start.click))  # fmt: skip
     event_queue(pixel=pixel, event_id=event_id, event="CompleteRegistration", event_time=start.created_at,
@@ -125,7 +126,8 @@ def on_conversion(conversion, *, created: bool) -> None:
         skip_reason = "no_consent"
     value = round(conversion.amount_minor / 100, 2)
     external_id = conversion.customer_id or (conversion.lead.customer_id if conversion.lead_id else "")
-    user = {**click_user(conversion.click), "external_id": sha256_external_id(external_id) if external_id else None}
+    user = {**click_user(conversion.click), "external_id": sha256_external_id(external_id) if external_id else None,
+            "email": conversion.email_sha256, "phone": conversion.phone_sha256}  # fmt: skip
     content = compact({"content_id": conversion.product_id or conversion.product_name,
                         "content_name": conversion.product_name, "price": value, "quantity": 1})  # fmt: skip
     properties = {

@@ -39,9 +39,11 @@ class DatabaseDailyQuota:
     """Daily quota counted from the outbox itself: events sent or being sent today."""
 
     def reserve(self, pixel_code: str, n: int, limit: int, today: date) -> int:
-        used = TikTokEvent.objects.filter(pixel__pixel_code=pixel_code).filter(
-            Q(sent_at__date=today) | Q(status=TikTokEvent.Status.SENDING, claimed_at__date=today)
-        ).count()
+        used = (
+            TikTokEvent.objects.filter(pixel__pixel_code=pixel_code)
+            .filter(Q(sent_at__date=today) | Q(status=TikTokEvent.Status.SENDING, claimed_at__date=today))
+            .count()
+        )
         # The rows being reserved are already SENDING and counted in `used`.
         return max(0, min(n, limit - used + n))
 

@@ -107,3 +107,27 @@ def test_conversion_outside_the_attribution_window_is_recorded_and_flagged(bot_a
     bot_api.post(WEBHOOK, {"utm_id": started_click.click_id, "amount": 100}, format="json")
 
     assert Conversion.objects.get().in_attribution_window is False
+
+
+def test_email_and_phone_are_stored_only_as_hashes(bot_api, started_click):
+    import hashlib
+
+    bot_api.post("/api/v1/utm/track/click", {"utm_id": started_click.click_id, "user_id": 123456789,
+                 "email": " John@Example.COM ", "phone": "+1 (213) 373-4253"}, format="json")  # fmt: skip
+    bot_api.post(WEBHOOK, {"utm_id": started_click.click_id, "amount": 100}, format="json")
+
+    from conversions.models import Lead
+
+    lead = Lead.objects.get()
+    assert lead.email_sha256 == hashlib.sha256(b"john@example.com").hexdigest()
+    assert lead.phone_sha256 == hashlib.sha256(b"+12133734253").hexdigest()
+    conversion = Conversion.objects.get()
+    assert (conversion.email_sha256, conversion.phone_sha256) == (lead.email_sha256, lead.phone_sha256)
+
+
+@pytest.mark.parametrize(("field", "value"), [("email", "not-an-email"), ("phone", "5550")])
+def test_bad_email_or_phone_is_400(bot_api, started_click, field, value):
+    response = bot_api.post(WEBHOOK, {"utm_id": started_click.click_id, "amount": 1, field: value}, format="json")
+
+    assert response.status_code == 400 and field in response.json()["fields"]
+    assert value not in response.content.decode()

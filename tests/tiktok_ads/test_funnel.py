@@ -60,8 +60,13 @@ def test_approved_conversion_becomes_complete_payment(funnel, bot_api):
         "event": "CompletePayment",
         "event_time": int(conversion.created_at.timestamp()),
         "event_id": f"purchase_{conversion.public_id}",
-        "user": {"ttclid": "E.C.P.abc", "ttp": "ttp-1", "ip": "95.123.45.67", "user_agent": IPHONE_SAFARI,
-                 "external_id": TELEGRAM_EXTERNAL_ID},  # fmt: skip
+        "user": {
+            "ttclid": "E.C.P.abc",
+            "ttp": "ttp-1",
+            "ip": "95.123.45.67",
+            "user_agent": IPHONE_SAFARI,
+            "external_id": TELEGRAM_EXTERNAL_ID,
+        },  # fmt: skip
         "properties": {
             "value": 50.0,
             "currency": "EUR",

@@ -83,8 +83,11 @@ def test_conversions_arriving_while_the_broker_is_down_are_sent_when_it_returns(
 
     redis_server.stop()
     answers = [
-        bot.post(f"{web}/api/v1/utm/webhook/conversion", timeout=10, json={
-            "utm_id": "tiktok_abc123", "amount": 1000 + n, "transaction_id": f"down-{n}"}).status_code  # fmt: skip
+        bot.post(
+            f"{web}/api/v1/utm/webhook/conversion",
+            timeout=10,
+            json={"utm_id": "tiktok_abc123", "amount": 1000 + n, "transaction_id": f"down-{n}"},
+        ).status_code  # fmt: skip
         for n in range(5)
     ]
     assert answers == [201] * 5
