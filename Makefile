@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
 
 export DJANGO_SETTINGS_MODULE := tracker.settings
 
-.PHONY: install run test lint format migrate demo worker clean
+.PHONY: install run test lint-check pytest lint format migrate demo worker clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,12 +37,18 @@ run: demo
 worker: install
 	DEBUG=$${DEBUG:-1} $(BIN)/celery -A tracker worker --beat --loglevel=INFO
 
-test: install
+test: install lint-check pytest
+
+lint-check: install
 	$(BIN)/ruff check .
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run >/dev/null
+
+# The suite alone (PYTEST_ARGS picks tests), without the lint and migration checks.
+pytest: install
 	@DBURL=$$($(BIN)/python scripts/pick_test_database.py "$(TEST_DATABASE_URL)"); \
 	echo "Tests run on $$DBURL"; \
-	DEBUG=0 SECRET_KEY=test-secret-key TIKTOK_TOKEN_KEYS=dHJhY2tlci10ZXN0LXN1aXRlLWZlcm5ldC1rZXktMzI= DATABASE_URL=$$DBURL REDIS_URL=$(TEST_REDIS_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \
+	DEBUG=0 SECRET_KEY=test-secret-key TIKTOK_TOKEN_KEYS=dHJhY2tlci10ZXN0LXN1aXRlLWZlcm5ldC1rZXktMzI= \
+		DATABASE_URL=$$DBURL REDIS_URL=$(TEST_REDIS_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
