@@ -36,9 +36,13 @@ INSTALLED_APPS = [
     "conversions",
     "landing",
     "tiktok_ads",
+    "audiences",
+    "reports",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -206,3 +210,9 @@ CELERY_BEAT_SCHEDULE["tiktok-sweep"] = {
 # committed and the sweep will send it.
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
+
+# --- Audiences (the audiences app)
+
+# --- Reports and automation rules (the reports app)
+
+# --- Operations: health, metrics, logs, deployment (the ops app)

@@ -27,8 +27,12 @@ urlpatterns = [
     path("click", landing_views.classic_click, name="classic-click"),
     path("postback", apis.PostbackApi.as_view(), name="postback"),
     path("api/v1/", include(api_v1)),
+    path("api/integrations/tiktok-ads/audiences", include("audiences.urls")),
     path("api/integrations/tiktok-ads/", include("tiktok_ads.urls")),
+    path("api/v1/reports/", include("reports.urls")),
+    path("", include("ops.urls")),
     path("api/schema", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
+    path("admin/reports/", include("reports.admin_urls")),
     path("admin/", admin.site.urls),
 ]
 
