@@ -1,14 +1,13 @@
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from conversions.models import Campaign, Click, TrafficSource
 from landing.enrichment import client_ip, locate, parse_user_agent
+from landing.uniques import first_click
 from tiktok_ads import hooks as tiktok_hooks
 
 TRACKED_PARAMS = (
@@ -81,12 +80,9 @@ def click_record(*, campaign: Campaign, link: TrafficSource | None, visit: Visit
         bot_reason = "user_agent" if visit.user_agent.strip() else "empty_user_agent"
     place = locate(visit.ip)
     visitor_hash = _visitor_hash(visit.ip, visit.user_agent)
-    is_unique = False
-    if not is_bot:
-        window_start = now - timedelta(hours=settings.UNIQUE_CLICK_WINDOW_HOURS)
-        is_unique = not Click.objects.filter(
-            link=link, campaign=campaign, visitor_hash=visitor_hash, created_at__gte=window_start, is_bot=False
-        ).exists()
+    is_unique = not is_bot and first_click(
+        campaign_id=campaign.pk, link_id=link.pk if link else None, visitor_hash=visitor_hash, now=now
+    )
     params = {key: _clean(value) for key, value in visit.params.items()}
     extra = {key[:64]: value for key, value in params.items() if key not in TRACKED_PARAMS and key not in ("_ttp",)}
     click = Click(
@@ -112,6 +108,9 @@ def click_record(*, campaign: Campaign, link: TrafficSource | None, visit: Visit
         extra_params=dict(list(extra.items())[:MAX_EXTRA_PARAMS]),
         **{name: params.get(name, "") for name in TRACKED_PARAMS},
     )
+    if not tiktok_hooks.click_has_event(click):
+        click.save(force_insert=True)  # one INSERT in autocommit: the common, fastest case
+        return click
     with transaction.atomic():
         click.save(force_insert=True)
         tiktok_hooks.on_click(click)  # the ViewContent outbox row commits with the click, or neither does

@@ -8,8 +8,9 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_safe
 
-from conversions.models import TOKEN_REGEX, Campaign, TrafficSource
+from conversions.models import TOKEN_REGEX, TrafficSource
 from landing.macros import fill_macros, macro_values
+from landing.selectors import active_campaign, active_link
 from landing.services import Visit, click_record
 
 _TOKEN = re.compile(TOKEN_REGEX)
@@ -38,11 +39,7 @@ def destination_for(link: TrafficSource, click) -> str:
 def link_click(request, utm_id: str):
     if not _TOKEN.match(utm_id):
         return _not_found(request, "link")
-    link = (
-        TrafficSource.objects.select_related("campaign__pixel", "landing_page")
-        .filter(utm_id=utm_id, is_active=True, campaign__status=Campaign.Status.ACTIVE)
-        .first()
-    )
+    link = active_link(utm_id)
     if link is None:
         return _not_found(request, "link")
     shows_landing = link.redirect_mode == TrafficSource.RedirectMode.PAGE
@@ -73,7 +70,7 @@ def classic_click(request):
     campaign_id = request.GET.get("campaign_id", "")
     campaign = None
     if campaign_id.isdigit() and len(campaign_id) < 19:
-        campaign = Campaign.objects.filter(pk=int(campaign_id), status=Campaign.Status.ACTIVE).first()
+        campaign = active_campaign(int(campaign_id))
     if campaign is None or not campaign.offer_url:
         return _not_found(request, "campaign")
     click = click_record(campaign=campaign, link=None, visit=Visit.from_request(request), shows_landing=False)

@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -78,3 +80,28 @@ def fresh_default_pixel_cache():
     forget_default_pixel()
     yield
     forget_default_pixel()
+
+
+@pytest.fixture(autouse=True)
+def links_read_fresh(settings):
+    """Tests change links and expect the next click to see it: no link cache unless a test asks."""
+    from landing.selectors import forget_cached_links
+
+    settings.LINK_CACHE_TTL_S = 0
+    forget_cached_links()
+    yield
+    forget_cached_links()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_test_redis():
+    """Unique-click keys live in Redis: each run starts from an empty test Redis database."""
+    import os
+
+    import redis
+
+    url = os.environ.get("REDIS_URL", "")
+    if url and url == os.environ.get("TEST_REDIS_URL"):  # only ever the test database `make pytest` names
+        with contextlib.suppress(redis.RedisError):
+            redis.Redis.from_url(url, socket_connect_timeout=1).flushdb()
+    yield

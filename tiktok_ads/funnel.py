@@ -72,11 +72,17 @@ def _consent_missing(lead) -> bool:
     return settings.TIKTOK_CONSENT_REQUIRED and (lead is None or lead.tracking_consent is not True)
 
 
-def on_click(click) -> None:
+def click_event_pixel(click) -> Pixel | None:
+    """The pixel a click's ViewContent goes to, or None when the click sends nothing."""
     if click.is_bot or not click.served_landing:
-        return
+        return None
     pixel = pixel_for_campaign(click.campaign)
-    if pixel is None or not pixel.sends("ViewContent"):
+    return pixel if pixel is not None and pixel.sends("ViewContent") else None
+
+
+def on_click(click) -> None:
+    pixel = click_event_pixel(click)
+    if pixel is None:
         return
     event_id = f"view_{click.click_id}"
     item = _item(event="ViewContent", event_id=event_id, moment=click.created_at, user=click_user(click),

@@ -1,6 +1,13 @@
 """What the funnel tells the TikTok integration, inside the funnel's own transaction."""
 
 
+def click_has_event(click) -> bool:
+    """Will on_click write an outbox row? (When not, the click is saved without a transaction.)"""
+    from tiktok_ads import funnel
+
+    return funnel.click_event_pixel(click) is not None
+
+
 def on_click(click) -> None:
     from tiktok_ads import funnel
 

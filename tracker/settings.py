@@ -160,6 +160,9 @@ ATTRIBUTION_WINDOW_DAYS = env.int("ATTRIBUTION_WINDOW_DAYS", default=28)
 UNIQUE_CLICK_WINDOW_HOURS = env.int("UNIQUE_CLICK_WINDOW_HOURS", default=24)
 LANDING_REDIRECT_DELAY_S = env.int("LANDING_REDIRECT_DELAY_S", default=3)
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="USD")
+# Seconds a worker keeps a tracking link in memory (0: read it on every click). Pausing a link
+# takes effect within this time.
+LINK_CACHE_TTL_S = env.float("LINK_CACHE_TTL_S", default=2.0)
 
 LOGGING = {
     "version": 1,

@@ -155,3 +155,24 @@ def test_forwarded_chain_takes_the_last_untrusted_hop(client, link):
 def test_post_is_not_allowed_on_a_tracking_link(client, link):
     assert client.post("/l/tiktok_abc123").status_code == 405
     assert Click.objects.count() == 0
+
+
+def test_links_are_cached_briefly_and_a_pause_applies_after_the_ttl(visit, link, settings):
+    from landing.selectors import forget_cached_links
+
+    settings.LINK_CACHE_TTL_S = 60
+    assert visit("/l/tiktok_abc123").status_code == 200
+    TrafficSource.objects.filter(pk=link.pk).update(is_active=False)
+
+    assert visit("/l/tiktok_abc123").status_code == 200  # still cached in this worker
+    forget_cached_links()  # what the TTL's expiry does
+    assert visit("/l/tiktok_abc123").status_code == 404
+
+
+def test_unique_clicks_without_redis_are_checked_in_the_database(visit, link, settings):
+    settings.REDIS_URL = ""
+
+    visit("/l/tiktok_abc123")
+    visit("/l/tiktok_abc123")
+
+    assert list(Click.objects.order_by("id").values_list("is_unique", flat=True)) == [True, False]
