@@ -1,5 +1,7 @@
 """The bot / partner intake API and journeys. Each view: parse, call one service, respond."""
 
+from dataclasses import asdict
+
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import parsers, serializers, status
@@ -11,7 +13,14 @@ from conversions.auth import ApiKeyAuthentication, HasIntakeScope, QueryParamApi
 from conversions.errors import NotFoundField
 from conversions.models import Click, Conversion, TrafficSource
 from conversions.parsers import SafeJSONParser
-from conversions.serializers import ConversionWebhookInput, PostbackInput, TrackStartInput, postback_params
+from conversions.privacy import person_erase
+from conversions.serializers import (
+    ConversionWebhookInput,
+    PostbackInput,
+    StrictIntegerField,
+    TrackStartInput,
+    postback_params,
+)
 
 MAX_PARAMS_KEPT = 30
 
@@ -199,3 +208,39 @@ class ClickJourneyApi(APIView):
         if click is None:
             raise NotFoundField("click_id", "No click with this click_id.")
         return Response(selectors.journey_for_click(click))
+
+
+class ErasureInput(serializers.Serializer):
+    telegram_user_id = StrictIntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    customer_id = serializers.CharField(max_length=200, required=False, allow_blank=False)
+
+    def validate(self, attrs):
+        if "telegram_user_id" not in attrs and "customer_id" not in attrs:
+            raise serializers.ValidationError({"telegram_user_id": "Give telegram_user_id or customer_id."})
+        return attrs
+
+
+class ErasureApi(APIView):
+    """GDPR erasure of one person: Telegram user, their conversions' identifiers, clicks, unsent events."""
+
+    @extend_schema(
+        request=ErasureInput,
+        responses={
+            200: inline_serializer(
+                "ErasureReport",
+                {
+                    name: serializers.IntegerField()
+                    for name in ("leads", "conversions", "clicks", "tiktok_events", "audience_members")
+                },  # fmt: skip
+            ),
+            **ERROR_RESPONSES,
+        },
+    )
+    def post(self, request):
+        data = ErasureInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        report = person_erase(
+            telegram_user_id=data.validated_data.get("telegram_user_id"),
+            customer_id=data.validated_data.get("customer_id", ""),
+        )
+        return Response(asdict(report))

@@ -19,3 +19,14 @@ def rollup_reconcile():
     today = timezone.now().date()
     for day in (today - timedelta(days=1), today):
         reconcile(day=day)
+
+
+@shared_task(ignore_result=True)
+def purge_old_clicks():
+    """Daily: apply RETENTION_DAYS (nothing when it is 0)."""
+    from django.conf import settings
+
+    from conversions.privacy import clicks_purge
+
+    if settings.RETENTION_DAYS > 0:
+        clicks_purge(older_than_days=settings.RETENTION_DAYS)

@@ -121,3 +121,12 @@ def locate(ip: str | None) -> Place:
     except (geoip2.errors.AddressNotFoundError, ValueError):
         return Place()
     return Place(country=found.country.iso_code or "", city=(found.city.name or "")[:128])
+
+
+def anonymize_ip(ip: str | None, mode: str) -> str | None:
+    """IP_ANONYMIZATION: "none", or "truncate" = IPv4's last octet and IPv6's last 80 bits set to zero."""
+    if not ip or mode == "none":
+        return ip
+    address = ipaddress.ip_address(ip)
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)

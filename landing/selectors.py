@@ -35,9 +35,11 @@ def active_link(utm_id: str) -> TrafficSource | None:
     return _cached(
         _links,
         utm_id,
-        lambda: TrafficSource.objects.select_related("campaign__pixel", "landing_page")
-        .filter(utm_id=utm_id, is_active=True, campaign__status=Campaign.Status.ACTIVE)
-        .first(),
+        lambda: (
+            TrafficSource.objects.select_related("campaign__pixel", "landing_page")
+            .filter(utm_id=utm_id, is_active=True, campaign__status=Campaign.Status.ACTIVE)
+            .first()
+        ),
     )
 
 

@@ -2,11 +2,12 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from conversions.models import Campaign, Click, TrafficSource
-from landing.enrichment import client_ip, locate, parse_user_agent
+from landing.enrichment import anonymize_ip, client_ip, locate, parse_user_agent
 from landing.uniques import first_click
 from tiktok_ads import hooks as tiktok_hooks
 
@@ -78,8 +79,9 @@ def click_record(*, campaign: Campaign, link: TrafficSource | None, visit: Visit
         bot_reason = "head_request"
     elif device.is_bot:
         bot_reason = "user_agent" if visit.user_agent.strip() else "empty_user_agent"
-    place = locate(visit.ip)
-    visitor_hash = _visitor_hash(visit.ip, visit.user_agent)
+    place = locate(visit.ip)  # from the full address; only the anonymised one is stored
+    stored_ip = anonymize_ip(visit.ip, settings.IP_ANONYMIZATION)
+    visitor_hash = _visitor_hash(stored_ip, visit.user_agent)
     is_unique = not is_bot and first_click(
         campaign_id=campaign.pk, link_id=link.pk if link else None, visitor_hash=visitor_hash, now=now
     )
@@ -90,7 +92,7 @@ def click_record(*, campaign: Campaign, link: TrafficSource | None, visit: Visit
         campaign=campaign,
         link=link,
         created_at=now,
-        ip=visit.ip,
+        ip=stored_ip,
         user_agent=visit.user_agent,
         referrer=visit.referrer,
         landing_url=visit.landing_url,

@@ -150,6 +150,7 @@ ROLLUP_INTERVAL_S = env.float("ROLLUP_INTERVAL_S", default=5.0)
 CELERY_BEAT_SCHEDULE = {
     "rollup-refresh": {"task": "conversions.tasks.rollup_refresh", "schedule": schedule(ROLLUP_INTERVAL_S)},
     "rollup-reconcile": {"task": "conversions.tasks.rollup_reconcile", "schedule": schedule(3600)},
+    "purge-old-clicks": {"task": "conversions.tasks.purge_old_clicks", "schedule": schedule(24 * 3600)},
 }
 
 # --- Tracking
@@ -160,6 +161,14 @@ ATTRIBUTION_WINDOW_DAYS = env.int("ATTRIBUTION_WINDOW_DAYS", default=28)
 UNIQUE_CLICK_WINDOW_HOURS = env.int("UNIQUE_CLICK_WINDOW_HOURS", default=24)
 LANDING_REDIRECT_DELAY_S = env.int("LANDING_REDIRECT_DELAY_S", default=3)
 DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="USD")
+# "truncate" stores IPv4 addresses without their last octet and IPv6 without their last 80 bits
+# (GeoIP still sees the full address); "none" stores them whole.
+IP_ANONYMIZATION = env.str("IP_ANONYMIZATION", default="none")
+if IP_ANONYMIZATION not in ("none", "truncate"):
+    raise environ.ImproperlyConfigured('IP_ANONYMIZATION must be "none" or "truncate".')
+# Clicks older than this many days are deleted (or, when a start or conversion refers to them,
+# stripped of IP, user agent, referrer and parameters) by a daily job. 0 keeps them forever.
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
 # Seconds a worker keeps a tracking link in memory (0: read it on every click). Pausing a link
 # takes effect within this time.
 LINK_CACHE_TTL_S = env.float("LINK_CACHE_TTL_S", default=2.0)

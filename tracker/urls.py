@@ -18,6 +18,7 @@ api_v1 = [
     path("utm/webhook/conversion", apis.ConversionWebhookApi.as_view(), name="conversion-webhook"),
     path("utm/<str:utm_id>/journey", apis.LinkJourneyApi.as_view(), name="link-journey"),
     path("clicks/<str:click_id>/journey", apis.ClickJourneyApi.as_view(), name="click-journey"),
+    path("privacy/erase", apis.ErasureApi.as_view(), name="privacy-erase"),
     path("", include(router.urls)),
 ]
 
