@@ -21,6 +21,7 @@ from conversions.serializers import (
     TrackStartInput,
     postback_params,
 )
+from conversions.throttling import ApiKeyRateThrottle
 
 MAX_PARAMS_KEPT = 30
 
@@ -61,6 +62,7 @@ class TrackStartApi(APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasIntakeScope]
+    throttle_classes = [ApiKeyRateThrottle]
 
     class OutputSerializer(serializers.Serializer):
         created = serializers.BooleanField(help_text="False when this user already started with this token")
@@ -101,6 +103,7 @@ class ConversionWebhookApi(APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasIntakeScope]
+    throttle_classes = [ApiKeyRateThrottle]
 
     @extend_schema(
         request=ConversionWebhookInput,
@@ -135,6 +138,7 @@ class PostbackApi(APIView):
 
     authentication_classes = [QueryParamApiKeyAuthentication]
     permission_classes = [HasIntakeScope]
+    throttle_classes = [ApiKeyRateThrottle]
     parser_classes = [SafeJSONParser, parsers.FormParser, parsers.MultiPartParser]
 
     @extend_schema(

@@ -105,3 +105,11 @@ def empty_test_redis():
         with contextlib.suppress(redis.RedisError):
             redis.Redis.from_url(url, socket_connect_timeout=1).flushdb()
     yield
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Throttle counters and unique-click keys start empty in every test."""
+    from django.core.cache import cache
+
+    cache.clear()

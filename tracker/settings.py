@@ -120,10 +120,15 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# The cache holds throttling counters: shared in Redis when there is one, per process otherwise.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Celery: Redis when REDIS_URL is set, otherwise a filesystem broker that needs no server.
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
 if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "tracker", "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
@@ -169,6 +174,10 @@ if IP_ANONYMIZATION not in ("none", "truncate"):
 # Clicks older than this many days are deleted (or, when a start or conversion refers to them,
 # stripped of IP, user agent, referrer and parameters) by a daily job. 0 keeps them forever.
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
+# Per API key and minute on the bot / partner intake endpoints (0: no limit); 429 beyond it.
+INTAKE_REQUESTS_PER_MINUTE = env.int("INTAKE_REQUESTS_PER_MINUTE", default=60_000)
+ADMIN_LOGIN_MAX_FAILURES = env.int("ADMIN_LOGIN_MAX_FAILURES", default=5)
+ADMIN_LOGIN_LOCKOUT_S = env.int("ADMIN_LOGIN_LOCKOUT_S", default=900)
 # Seconds a worker keeps a tracking link in memory (0: read it on every click). Pausing a link
 # takes effect within this time.
 LINK_CACHE_TTL_S = env.float("LINK_CACHE_TTL_S", default=2.0)
@@ -228,3 +237,54 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT",
 # --- Reports and automation rules (the reports app)
 
 # --- Operations: health, metrics, logs, deployment (the ops app)
+from ops.envparse import parse_aliases  # noqa: E402 - plain-Python helpers, no Django imports
+from ops.logs import logging_config  # noqa: E402
+
+# Logs: plain text for `make run`, one JSON object per line in production; both carry the request id
+# (docs/observability.md). LOG_LEVEL above still sets the level.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+# One line per request (method, path without the query string, status, duration) from ops.middleware.
+ACCESS_LOG = env.bool("ACCESS_LOG", default=False)
+try:
+    LOGGING = logging_config(log_format=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"), access_log=ACCESS_LOG)
+except ValueError as exc:
+    raise environ.ImproperlyConfigured(str(exc)) from exc
+# Celery replaces the root logger's handlers unless told not to: in JSON mode the worker logs through
+# LOGGING like the web; in plain mode `make run` keeps Celery's own --loglevel (quiet).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+# /metrics (Prometheus): with a token set, scrapers must send "Authorization: Bearer <token>".
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# /healthz: how long the database and the broker may take to answer before they count as down.
+HEALTHZ_TIMEOUT_S = env.float("HEALTHZ_TIMEOUT_S", default=1.0)
+
+# Production security, each switched by the variable of Django's name
+# (https://docs.djangoproject.com/en/5.2/ref/settings/#secure-ssl-redirect and neighbours).
+# deploy/production.env.example turns them all on: `make prod-check` is then clean.
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    # Believe the reverse proxy's X-Forwarded-Proto; only behind a proxy that always sets it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+
+# Partner networks' own parameter names, added to the built-in aliases (docs/postbacks.md), e.g.
+# POSTBACK_PARAM_ALIASES=click_id:clickref|s2,payout:commission
+try:
+    POSTBACK_PARAM_ALIASES = parse_aliases(env.str("POSTBACK_PARAM_ALIASES", default=""))
+except ValueError as exc:
+    raise environ.ImproperlyConfigured(f"POSTBACK_PARAM_ALIASES: {exc}") from exc
+
+# TikTok Login Kit (optional): links a Telegram user to a TikTok account (docs/telegram-bot.md).
+# https://developers.tiktok.com/doc/login-kit-web and .../doc/oauth-user-access-token-management
+TIKTOK_LOGIN_CLIENT_KEY = env.str("TIKTOK_LOGIN_CLIENT_KEY", default="")
+TIKTOK_LOGIN_CLIENT_SECRET = env.str("TIKTOK_LOGIN_CLIENT_SECRET", default="")
+TIKTOK_LOGIN_AUTH_URL = env.str("TIKTOK_LOGIN_AUTH_URL", default="https://www.tiktok.com/v2/auth/authorize/")
+TIKTOK_LOGIN_API_BASE_URL = env.str("TIKTOK_LOGIN_API_BASE_URL", default="https://open.tiktokapis.com")
+TIKTOK_LOGIN_SCOPES = env.str("TIKTOK_LOGIN_SCOPES", default="user.info.basic")
+# Empty: PUBLIC_BASE_URL + /tiktok/callback. It must be registered, exactly, in the TikTok app.
+TIKTOK_LOGIN_REDIRECT_URI = env.str("TIKTOK_LOGIN_REDIRECT_URI", default="")
+# How long a link the bot hands out stays valid (the signed `state`).
+TIKTOK_LOGIN_STATE_MAX_AGE_S = env.int("TIKTOK_LOGIN_STATE_MAX_AGE_S", default=600)

@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from conversions import apis, links_api
 from landing import views as landing_views
+from tracker import login_throttle
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # both /api/v1/links and /api/v1/links/
@@ -34,6 +35,7 @@ urlpatterns = [
     path("", include("ops.urls")),
     path("api/schema", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path("admin/reports/", include("reports.admin_urls")),
+    path("admin/login/", login_throttle.throttled_login, name="admin-login"),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,0 +1,35 @@
+"""Per-key request limits for the intake endpoints: a fixed one-minute window counted with an atomic
+cache increment (Redis when REDIS_URL is set, so all web workers share it)."""
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle
+
+WINDOW_S = 60
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """At most INTAKE_REQUESTS_PER_MINUTE requests per API key and minute; 429 with Retry-After beyond."""
+
+    def allow_request(self, request, view):
+        limit = settings.INTAKE_REQUESTS_PER_MINUTE
+        api_key = getattr(request.user, "api_key", None)
+        if not limit or api_key is None:
+            return True
+        window = int(time.time() // WINDOW_S)
+        key = f"throttle:intake:{api_key.prefix}:{window}"
+        if cache.add(key, 1, timeout=WINDOW_S * 2):
+            count = 1
+        else:
+            try:
+                count = cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.add(key, 1, timeout=WINDOW_S * 2)
+                count = 1
+        self._wait_s = WINDOW_S - time.time() % WINDOW_S
+        return count <= limit
+
+    def wait(self):
+        return getattr(self, "_wait_s", WINDOW_S)
