@@ -156,7 +156,8 @@ class PostbackInput(serializers.Serializer):
         return attrs
 
 
-# Names partner networks use for our parameters (first match wins).
+# Names partner networks use for our parameters (first match wins). The POSTBACK_PARAM_ALIASES setting
+# adds a network's own names without code (docs/postbacks.md).
 POSTBACK_ALIASES = {
     "click_id": ("click_id", "clickid", "cid", "subid", "aff_sub", "sub_id"),
     "payout": ("payout", "sum", "amount", "revenue", "price"),
@@ -168,10 +169,23 @@ POSTBACK_ALIASES = {
 }
 
 
+def postback_aliases() -> dict[str, tuple[str, ...]]:
+    """The built-in aliases merged with POSTBACK_PARAM_ALIASES: configured names are tried first, and a
+    name configured for one parameter is no longer an alias of another (`goal:sub1` takes sub1 over)."""
+    configured = settings.POSTBACK_PARAM_ALIASES
+    if not configured:
+        return POSTBACK_ALIASES
+    claimed = {name for names in configured.values() for name in names}
+    return {
+        ours: tuple(dict.fromkeys((*configured.get(ours, ()), *(name for name in names if name not in claimed))))
+        for ours, names in POSTBACK_ALIASES.items()
+    }
+
+
 def postback_params(raw: dict) -> dict:
     """Map a network's parameter names onto ours; unknown names are kept aside as params."""
     mapped = {}
-    for ours, names in POSTBACK_ALIASES.items():
+    for ours, names in postback_aliases().items():
         for name in names:
             if raw.get(name) not in (None, ""):
                 mapped[ours] = raw[name]

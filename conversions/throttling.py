@@ -1,6 +1,7 @@
 """Per-key request limits for the intake endpoints: a fixed one-minute window counted with an atomic
 cache increment (Redis when REDIS_URL is set, so all web workers share it)."""
 
+import logging
 import time
 
 from django.conf import settings
@@ -8,6 +9,17 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 WINDOW_S = 60
+logger = logging.getLogger(__name__)
+
+
+def _count(key: str) -> int:
+    if cache.add(key, 1, timeout=WINDOW_S * 2):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=WINDOW_S * 2)
+        return 1
 
 
 class ApiKeyRateThrottle(BaseThrottle):
@@ -19,16 +31,12 @@ class ApiKeyRateThrottle(BaseThrottle):
         if not limit or api_key is None:
             return True
         window = int(time.time() // WINDOW_S)
-        key = f"throttle:intake:{api_key.prefix}:{window}"
-        if cache.add(key, 1, timeout=WINDOW_S * 2):
-            count = 1
-        else:
-            try:
-                count = cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.add(key, 1, timeout=WINDOW_S * 2)
-                count = 1
         self._wait_s = WINDOW_S - time.time() % WINDOW_S
+        try:
+            count = _count(f"throttle:intake:{api_key.prefix}:{window}")
+        except Exception:  # noqa: BLE001 - the cache (Redis) is down: never refuse a conversion for that
+            logger.warning("Rate-limit cache unavailable; intake is not throttled meanwhile")
+            return True
         return count <= limit
 
     def wait(self):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -63,8 +63,29 @@ def due_events(pixel: Pixel):
     return TikTokEvent.objects.filter(pixel=pixel, status__in=PENDING, next_attempt_at__lte=_now())
 
 
+CLAIM_SQL = """
+    UPDATE tiktok_ads_tiktokevent SET status = 'sending', claimed_at = %(now)s
+    WHERE id IN (
+        SELECT id FROM tiktok_ads_tiktokevent
+        WHERE pixel_id = %(pixel_id)s AND status IN ('queued', 'retrying') AND next_attempt_at <= %(now)s
+        ORDER BY next_attempt_at, id
+        LIMIT %(size)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, event_id, event_time, payload, test_event_code, attempts
+"""
+
+
 def claim_batch(pixel: Pixel, size: int) -> list[TikTokEvent]:
-    """Lock up to `size` due rows that no other worker holds, and mark them SENDING."""
+    """Lock up to `size` due rows that no other worker holds, and mark them SENDING.
+
+    On PostgreSQL it is one statement that walks the due-rows index in order and returns only the
+    columns the sender needs. Elsewhere (SQLite, one writer at a time) a SELECT and an UPDATE.
+    """
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            rows = list(TikTokEvent.objects.raw(CLAIM_SQL, {"now": _now(), "pixel_id": pixel.pk, "size": size}))
+        return sorted(rows, key=lambda row: row.pk)
     with transaction.atomic():
         rows = list(due_events(pixel).order_by("next_attempt_at", "id").select_for_update(skip_locked=True)[:size])
         if rows:

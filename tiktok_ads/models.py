@@ -20,6 +20,12 @@ def default_goal_events() -> dict[str, str]:
             "registration": "CompleteRegistration"}  # fmt: skip
 
 
+def default_daily_quota() -> int:
+    from django.conf import settings
+
+    return settings.TIKTOK_DAILY_QUOTA
+
+
 class Pixel(models.Model):
     """A TikTok pixel the tracker sends events to (the seed's "connection")."""
 
@@ -36,7 +42,9 @@ class Pixel(models.Model):
     goal_events = models.JSONField(
         default=default_goal_events, blank=True, help_text="Conversion goal → event name, e.g. purchase → Purchase."
     )
-    daily_quota = models.PositiveIntegerField(default=50_000, help_text="Events per UTC day; the excess waits.")
+    daily_quota = models.PositiveIntegerField(
+        default=default_daily_quota, help_text="Events per UTC day; the excess waits for the next day."
+    )
     token_invalid = models.BooleanField(
         default=False, help_text="TikTok said the token is invalid (40105): sending is paused until it is replaced."
     )
@@ -95,7 +103,7 @@ class TikTokEvent(models.Model):
         indexes = [
             # Only pending rows are in this index: it stays small however many events were sent.
             models.Index(
-                fields=["pixel", "next_attempt_at"],
+                fields=["pixel", "next_attempt_at", "id"],  # the claim's ORDER BY, so no sort of the queue
                 name="tiktokevent_due_idx",
                 condition=Q(status__in=["queued", "retrying"]),
             ),

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from conversions.auth import api_key_create
+from conversions.models import Click
 from tests.conftest import IPHONE_SAFARI
 from tests.factories import CampaignFactory, LandingPageFactory, TrafficSourceFactory
 from tests.stack import RedisServer, celery_worker, stack_available, stack_env, wait_until, web_server
@@ -76,25 +77,34 @@ def test_funnel_events_reach_tiktok_once_each(stack, funnel_setup):
     assert len(ids) == len(set(ids)) == 3
 
 
-def test_conversions_arriving_while_the_broker_is_down_are_sent_when_it_returns(stack, funnel_setup):
+def test_clicks_starts_and_conversions_while_redis_is_down_are_kept_and_sent_when_it_returns(stack, funnel_setup):
     web, fake, redis_server = stack["web"], stack["fake"], stack["redis"]
     bot = requests.Session()
     bot.headers["Authorization"] = f"Api-Key {funnel_setup}"
 
     redis_server.stop()
-    answers = [
+    tokens = []
+    for n in range(3):
+        page = requests.get(f"{web}/l/tiktok_abc123", timeout=10,
+                            headers={"User-Agent": IPHONE_SAFARI, "X-Forwarded-For": f"95.123.45.{n + 1}"})  # fmt: skip
+        assert page.status_code == 200
+        tokens.append(re.search(r"start=([A-Za-z0-9_-]+)", page.text).group(1))
+    starts = [bot.post(f"{web}/api/v1/utm/track/click", json={"utm_id": token, "user_id": 1000 + n},
+                       timeout=10).status_code for n, token in enumerate(tokens)]  # fmt: skip
+    conversions = [
         bot.post(
             f"{web}/api/v1/utm/webhook/conversion",
             timeout=10,
-            json={"utm_id": "tiktok_abc123", "amount": 1000 + n, "transaction_id": f"down-{n}"},
+            json={"utm_id": token, "amount": 1000 + n, "transaction_id": f"down-{n}"},
         ).status_code  # fmt: skip
-        for n in range(5)
+        for n, token in enumerate(tokens)
     ]
-    assert answers == [201] * 5
-    assert TikTokEvent.objects.filter(status="queued").count() == 5
+    assert (starts, conversions) == ([201] * 3, [201] * 3)
+    assert Click.objects.filter(click_id__in=tokens, is_unique=True).count() == 3  # the database answered instead
+    assert TikTokEvent.objects.filter(status="queued").count() == 9
     redis_server.start()
 
-    wait_until(lambda: len(fake.accepted_events()) >= 5, timeout=90, interval=0.5, what="events after Redis is back")
-    wait_until(lambda: TikTokEvent.objects.filter(status="sent").count() == 5, timeout=10, what="rows marked sent")
+    wait_until(lambda: len(fake.accepted_events()) >= 9, timeout=90, interval=0.5, what="events after Redis is back")
+    wait_until(lambda: TikTokEvent.objects.filter(status="sent").count() == 9, timeout=10, what="rows marked sent")
     ids = [event["event_id"] for event in fake.accepted_events()]
-    assert len(ids) == len(set(ids)) == 5
+    assert len(ids) == len(set(ids)) == 9
