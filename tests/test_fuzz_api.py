@@ -7,9 +7,8 @@ for any input: never a 5xx, and every 4xx is our JSON error body naming the prob
 import hypothesis
 import pytest
 import schemathesis
-from hypothesis import HealthCheck
-
 from drf_spectacular.generators import SchemaGenerator
+from hypothesis import HealthCheck
 from rest_framework.utils.encoders import JSONEncoder
 
 from conversions.auth import api_key_create
