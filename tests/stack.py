@@ -3,11 +3,13 @@ Celery worker (with beat), all on loopback and pointed at the test database."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import requests
@@ -138,21 +140,75 @@ def _http_ok(url: str) -> bool:
 
 
 @contextmanager
-def celery_worker(env: dict, logdir: Path, *, concurrency: int = 2):
-    log_path = logdir / "celery.log"
+def celery_worker(env: dict, logdir: Path, *, concurrency: int = 2, beat: bool = True, name: str = "celery"):
+    """A worker in its own process group (kill_group() ends it and its pool at once, like a crash)."""
+    log_path = logdir / f"{name}.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "tracker", "worker", "--beat", "-s", str(logdir / "beat-schedule"),
-         "--loglevel=INFO", f"--concurrency={concurrency}", "-n", f"test{free_port()}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    argv = [str(BIN / "celery"), "-A", "tracker", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
+            "-n", f"{name}{free_port()}@%h"]  # fmt: skip
+    if beat:
+        argv += ["--beat", "-s", str(logdir / f"{name}-beat-schedule")]
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_until(lambda: "ready." in log_path.read_text(), timeout=30, what="the Celery worker")
         yield process
     finally:
-        process.terminate()
+        kill_group(process, signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            kill_group(process, signal.SIGKILL)
         log.close()
+
+
+def kill_group(process: subprocess.Popen, sig=signal.SIGKILL) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+PG_BIN = (
+    next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+    if Path("/usr/lib/postgresql").exists()
+    else None
+)
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster on its own port, run as the postgres user, that a test may restart."""
+
+    def __init__(self):
+        # Not under pytest's tmp_path: its parents are private to root and the postgres user must enter.
+        self.root = Path(tempfile.mkdtemp(prefix="tracker-pg-"))
+        self.root.chmod(0o755)
+        self.port = free_port()
+        self.datadir = self.root / "pgdata"
+        self.logfile = self.root / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/tracker"
+
+    def _as_postgres(self, *argv: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self.datadir.mkdir()
+        shutil.chown(self.root, "postgres", "postgres")
+        shutil.chown(self.datadir, "postgres", "postgres")
+        self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.datadir), "-A", "trust", "-U", "postgres")
+        self.start()
+        self._as_postgres(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "tracker")
+
+    def start(self) -> None:
+        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile), "-w",
+                          "-o", f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1", "start")  # fmt: skip
+
+    def stop(self) -> None:
+        with suppress(subprocess.CalledProcessError):
+            self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def restart(self) -> None:
+        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile), "-m", "fast",
+                          "-w", "restart",
+                          "-o", f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1")  # fmt: skip
