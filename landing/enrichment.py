@@ -17,8 +17,10 @@ from django.conf import settings
 
 # Link-preview fetchers, crawlers and HTTP tools. A match is stored as a bot hit, not a click.
 # TikTok's and ByteDance's fetchers, Telegram's preview bot, Meta's, Google's, and CLI tools.
+# Not "bytedance" alone: TikTok's own in-app browser says "BytedanceWebview", and its visitors are
+# exactly the people this tracker counts.
 BOT_UA_PATTERN = re.compile(
-    r"bytespider|tiktok(?:bot|spider)|bytedance|telegrambot|twitterbot|facebookexternalhit|facebot|"
+    r"bytespider|tiktok(?:bot|spider)|telegrambot|twitterbot|facebookexternalhit|facebot|"
     r"meta-externalagent|googlebot|google-inspectiontool|adsbot-google|mediapartners-google|"
     r"apis-google|googleother|bingbot|yandex(?:bot|images)|baiduspider|duckduckbot|slurp|applebot|"
     r"discordbot|whatsapp|slackbot|linkedinbot|skypeuripreview|vkshare|pinterestbot|redditbot|"

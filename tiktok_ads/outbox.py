@@ -1,11 +1,13 @@
 """Writing to the TikTok event outbox, and waking a sender when the row is committed."""
 
+import json
 import logging
 import time
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.utils import timezone
 
 from tiktok_ads.models import Pixel, TikTokEvent
@@ -42,11 +44,42 @@ def event_queue(
     }
     if skip_reason:
         defaults.update(status=TikTokEvent.Status.SKIPPED, last_message=skip_reason)
-    with transaction.atomic():
-        row, created = TikTokEvent.objects.get_or_create(pixel=pixel, event_id=event_id, defaults=defaults)
+    row, created = _insert_once(pixel=pixel, event_id=event_id, defaults=defaults)
     if created and not skip_reason:
         transaction.on_commit(lambda: schedule_flush(pixel.pk))
     return row, created
+
+
+INSERT_ONCE_SQL = """
+    INSERT INTO tiktok_ads_tiktokevent (pixel_id, event_id, event, event_time, payload, source, status, attempts,
+        next_attempt_at, last_message, request_id, test_event_code, created_at, updated_at)
+    VALUES (%(pixel_id)s, %(event_id)s, %(event)s, %(event_time)s, %(payload)s::jsonb, %(source)s, %(status)s, 0,
+        %(next_attempt_at)s, %(last_message)s, '', %(test_event_code)s, %(now)s, %(now)s)
+    ON CONFLICT (pixel_id, event_id) DO NOTHING
+    RETURNING id
+"""
+
+
+def _insert_once(*, pixel: Pixel, event_id: str, defaults: dict) -> tuple[TikTokEvent, bool]:
+    """On PostgreSQL one INSERT … ON CONFLICT DO NOTHING (no savepoint, no read first: this runs on
+    the click path); elsewhere get_or_create."""
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            return TikTokEvent.objects.get_or_create(pixel=pixel, event_id=event_id, defaults=defaults)
+    fields = {"status": TikTokEvent.Status.QUEUED, "last_message": "", **defaults}
+    params = {
+        **fields,
+        "pixel_id": pixel.pk,
+        "event_id": event_id,
+        "payload": json.dumps(fields["payload"], cls=DjangoJSONEncoder),
+        "now": timezone.now(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT_ONCE_SQL, params)
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return TikTokEvent.objects.get(pixel=pixel, event_id=event_id), False
+    return TikTokEvent(id=inserted[0], pixel=pixel, event_id=event_id, attempts=0, **fields), True
 
 
 def _redis():

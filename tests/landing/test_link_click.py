@@ -110,6 +110,19 @@ def test_crawlers_and_previews_are_bot_hits_not_clicks(visit, link, user_agent):
     assert click.device_type == "bot"
 
 
+def test_tiktok_in_app_browser_is_a_visitor_not_a_bot(visit, link):
+    tiktok_in_app = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Mobile/15E148 musical_ly_32.5.0 JsSdk/2.0 NetType/WIFI Channel/App Store ByteLocale/en Region/US "
+        "ByteFullLocale/en isDarkMode/0 WKWebView/1 BytedanceWebview/d8a21c6"
+    )
+
+    visit("/l/tiktok_abc123", user_agent=tiktok_in_app)
+
+    click = Click.objects.get()
+    assert not click.is_bot and click.device_type == "mobile" and click.served_landing
+
+
 def test_head_request_is_a_bot_hit(visit, link):
     visit("/l/tiktok_abc123", method="head")
 
