@@ -11,9 +11,9 @@ export DJANGO_SETTINGS_MODULE := tracker.settings
 
 .PHONY: install run test lint-check pytest lint format migrate demo worker clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 install: $(BIN)/.installed
@@ -61,3 +61,42 @@ format: install
 
 clean:
 	rm -rf var $(VENV)
+
+# --- Production processes (the Procfile's commands; docker-compose.yml runs the same). Set the
+# production environment first (deploy/production.env.example, docs/deploy.md).
+.PHONY: prod-web prod-worker prod-beat prod-check
+
+prod-web: install
+	$(BIN)/gunicorn tracker.wsgi -c gunicorn.conf.py
+
+prod-worker: install
+	$(BIN)/celery -A tracker worker --loglevel=INFO --concurrency=2
+
+prod-beat: install
+	$(BIN)/celery -A tracker beat --loglevel=INFO --schedule=var/celerybeat-schedule
+
+# `manage.py check --deploy` with the documented production environment and throw-away secrets.
+prod-check: install
+	@set -a; . deploy/production.env.example; set +a; \
+	SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	TIKTOK_TOKEN_KEYS=$$($(BIN)/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
+	DATABASE_URL=sqlite:///$$(mktemp -d)/check.sqlite3 \
+		$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# --- Benchmarks (bench/README.md): each starts its own production-like stack on loopback (PostgreSQL at
+# 127.0.0.1:5432, a private Redis, gunicorn, Celery, the fake TikTok), runs with a time cap and tears it
+# down. They run one after another; one that fails does not stop the others, but fails the target.
+.PHONY: bench
+
+BENCHMARKS := clicks tiktok_events reports audiences_customer_file
+
+bench: install
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	@failed=""; \
+	for name in $(BENCHMARKS); do \
+		if test -f bench/$$name.py; then \
+			echo "== bench/$$name.py"; \
+			$(BIN)/python bench/$$name.py || failed="$$failed $$name"; \
+		fi; \
+	done; \
+	if test -n "$$failed"; then echo "benchmarks that failed:$$failed"; exit 1; fi

@@ -3,6 +3,7 @@
 import json
 
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from conversions import selectors
@@ -198,9 +199,14 @@ class ClickAdmin(ReadOnlyAdmin):
 
 @admin.register(Lead)
 class LeadAdmin(ReadOnlyAdmin):
-    list_display = ["telegram_user_id", "username", "first_name", "language_code", "link", "click", "attributed_at"]
+    list_display = ["telegram_user_id", "username", "first_name", "language_code", "link", "click", "attributed_at",
+                    "journey_link"]  # fmt: skip
     search_fields = ["telegram_user_id", "username"]
     list_select_related = ["link", "click"]
+
+    @admin.display(description="Journey")
+    def journey_link(self, lead):
+        return format_html('<a href="{}">timeline</a>', reverse("reports:journey-lead", args=[lead.pk]))
 
 
 @admin.register(BotStart)
@@ -224,13 +230,18 @@ class StatusChangeInline(admin.TabularInline):
 class ConversionAdmin(ReadOnlyAdmin):
     list_display = [
         "public_id", "created_at", "link", "customer_id", "goal", "status", "amount", "product_name",
-        "time_to_conversion_s", "source",
+        "time_to_conversion_s", "source", "journey_link",
     ]  # fmt: skip
     list_filter = ["status", "goal", "source", "campaign"]
     search_fields = ["public_id", "transaction_id", "customer_id", "click__click_id"]
     list_select_related = ["link"]
     inlines = [StatusChangeInline]
-    readonly_fields = ["journey"]
+    readonly_fields = ["journey_link", "journey"]
+
+    @admin.display(description="Journey")
+    def journey_link(self, conversion):
+        url = reverse("reports:journey-conversion", args=[conversion.public_id])
+        return format_html('<a href="{}">timeline</a>', url)
 
     @admin.display(description="Amount")
     def amount(self, conversion):

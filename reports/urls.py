@@ -1,3 +1,5 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from reports import apis
+
+urlpatterns = [path("", apis.ReportApi.as_view(), name="report-api")]

@@ -9,6 +9,13 @@ In-process:
 Standalone: ``python -m tiktok_ads.fake_server --port 9555 --rate-limit 10``, driven from
 other processes through the ``/__fake__/...`` control endpoints.
 
+It also plays TikTok Login Kit v2 (OAuth for the web): the authorize page (which approves at once
+as the fake's current user and redirects back), the token endpoint and /v2/user/info/. Those follow
+https://developers.tiktok.com/doc/login-kit-web,
+https://developers.tiktok.com/doc/oauth-user-access-token-management,
+https://developers.tiktok.com/doc/oauth-error-handling and
+https://developers.tiktok.com/doc/tiktok-api-v2-get-user-info.
+
 The rules it enforces come from /work/shared/TIKTOK.md (what Segment, RudderStack and Stape
 send in production) and the seed (10 requests/s, 1,000 events a request). Like TikTok, it
 answers HTTP 200 with a non-zero `code` for every API-level error.
@@ -29,13 +36,43 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 EVENT_TRACK_PATH = "/open_api/v1.3/event/track/"
 AUDIENCE_PATH = "/open_api/v1.3/segment/audience/"
 AUDIENCE_MAPPING_PATH = "/open_api/v1.3/segment/mapping/"
 LOOKALIKE_PATH = "/open_api/v1.3/dmp/custom_audience/lookalike/create/"
 CONTROL_PREFIX = "/__fake__/"
+# Login Kit v2. On TikTok the authorize page is on www.tiktok.com and the others on
+# open.tiktokapis.com; the fake serves all three, so one base URL fits both settings.
+LOGIN_AUTHORIZE_PATH = "/v2/auth/authorize/"
+LOGIN_TOKEN_PATH = "/v2/oauth/token/"
+LOGIN_USER_INFO_PATH = "/v2/user/info/"
+LOGIN_PATHS = frozenset({LOGIN_AUTHORIZE_PATH, LOGIN_TOKEN_PATH, LOGIN_USER_INFO_PATH})
+# Scopes a Login Kit web app can ask for, and the user fields each one opens.
+LOGIN_SCOPE_FIELDS = {
+    "user.info.basic": frozenset({"open_id", "union_id", "avatar_url", "avatar_url_100", "avatar_large_url",
+                                  "display_name"}),
+    "user.info.profile": frozenset({"bio_description", "profile_deep_link", "is_verified", "username"}),
+    "user.info.stats": frozenset({"follower_count", "following_count", "likes_count", "video_count"}),
+    "video.list": frozenset(),
+}  # fmt: skip
+ACCESS_TOKEN_TTL_S = 86_400  # the docs' expires_in for a new access token
+REFRESH_TOKEN_TTL_S = 31_536_000  # and refresh_expires_in
+DEFAULT_LOGIN_USER = {
+    "open_id": "-000BeGpTf0Xr0zqBvJwnbRxaYfmwKrXsN3O",
+    "union_id": "c9c60f44-a68e-4f5d-84dd-ce22faeb0ba1",
+    "display_name": "Fake TikToker",
+    "avatar_url": "https://p16-sign.tiktokcdn-us.com/fake-avatar.jpeg",
+    "username": "fake.tiktoker",
+    "bio_description": "",
+    "profile_deep_link": "https://vm.tiktok.com/fake/",
+    "is_verified": False,
+    "follower_count": 0,
+    "following_count": 0,
+    "likes_count": 0,
+    "video_count": 0,
+}
 
 OK = 0
 NO_PERMISSION = 40001
@@ -103,6 +140,7 @@ class Answer:
     payload: dict | list | None = None
     raw: bytes | None = None  # sent as-is instead of JSON (malformed, HTML error pages)
     drop: bool = False  # close the connection without answering
+    headers: dict | None = None  # extra response headers (Location for the authorize redirects)
 
     @property
     def code(self) -> int | None:
@@ -364,6 +402,12 @@ class FakeTikTok:
             self._audiences: dict[str, dict] = {}
             self._next_audience_id = 7_000_000_001
             self.latency = 0.0
+            self._login_clients: dict[str, dict] = {}
+            self._login_user = dict(DEFAULT_LOGIN_USER)
+            self._login_codes: dict[str, dict] = {}
+            self._login_access_tokens: dict[str, dict] = {}
+            self._login_refresh_tokens: dict[str, dict] = {}
+            self._login_denials = 0
 
     # --- lifecycle ---
 
@@ -429,6 +473,23 @@ class FakeTikTok:
         with self._lock:
             self._pixel_tokens.setdefault(pixel_code, set()).add(access_token)
 
+    def add_login_client(self, client_key: str, client_secret: str, redirect_uri: str) -> None:
+        """Register a Login Kit app and one of its redirect URIs (TikTok allows up to 10 per app)."""
+        with self._lock:
+            client = self._login_clients.setdefault(client_key, {"secret": client_secret, "redirect_uris": set()})
+            client["secret"] = client_secret
+            client["redirect_uris"].add(redirect_uri)
+
+    def set_login_user(self, **fields) -> None:
+        """The TikTok account that the next authorisations approve as (open_id, display_name, ...)."""
+        with self._lock:
+            self._login_user = {**DEFAULT_LOGIN_USER, **fields}
+
+    def deny_next_login(self, n: int = 1) -> None:
+        """The next n authorisations are refused by the user (error=access_denied)."""
+        with self._lock:
+            self._login_denials += int(n)
+
     def fail_next(self, n: int = 1, mode: str = "http500") -> None:
         validate_fault_mode(mode)
         with self._lock:
@@ -466,9 +527,11 @@ class FakeTikTok:
 
     # --- request handling (called from server threads) ---
 
-    def handle(self, method: str, path: str, headers: dict, raw_body: bytes) -> Answer:
+    def handle(self, method: str, path: str, headers: dict, raw_body: bytes, query: str = "") -> Answer:
         if path.startswith(CONTROL_PREFIX):
             return self._control(method, path, raw_body)
+        if path in LOGIN_PATHS:
+            return self._login(method, path, query, headers, raw_body)
         return self._api(method, path, headers, raw_body)
 
     def _api(self, method: str, path: str, headers: dict, raw_body: bytes) -> Answer:
@@ -742,6 +805,130 @@ class FakeTikTok:
         }
         return audience_id
 
+    # --- Login Kit v2 ---
+
+    def _login(self, method: str, path: str, query: str, headers: dict, raw_body: bytes) -> Answer:
+        params = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
+        form = None
+        expected_method = "GET" if path in (LOGIN_AUTHORIZE_PATH, LOGIN_USER_INFO_PATH) else "POST"
+        if method != expected_method:
+            answer = _oauth_error("invalid_request", f"{method} is not allowed")
+            answer.http_status = 405
+        elif path == LOGIN_AUTHORIZE_PATH:
+            with self._lock:
+                answer = self._login_authorize(params)
+        else:
+            fault = self._take_fault()
+            if fault is not None:
+                return self._faulty_answer(fault, path, headers, params or None)
+            if path == LOGIN_TOKEN_PATH:
+                form = {key: values[-1] for key, values in parse_qs(raw_body.decode("utf-8", "replace")).items()}
+                with self._lock:
+                    answer = self._login_token(headers, form)
+            else:
+                with self._lock:
+                    answer = self._login_user_info(headers, params)
+        entry = {
+            "path": path,
+            "method": method,
+            "query": params,
+            "headers": {name: headers[name] for name in INTERESTING_HEADERS if name in headers},
+            "body": form,
+            "http_status": answer.http_status,
+            "code": None,
+            "fault": None,
+            "time": time.time(),
+        }
+        with self._lock:
+            self._requests.append(entry)
+        return answer
+
+    def _login_authorize(self, params: dict) -> Answer:
+        """TikTok's consent page, approved (or refused) at once as the current fake user."""
+        client = self._login_clients.get(params.get("client_key", ""))
+        redirect_uri = params.get("redirect_uri", "")
+        # Like any OAuth server, an unknown app or an unregistered redirect URI gets an error page:
+        # redirecting there would hand a code to whoever wrote the link.
+        if client is None:
+            return _login_error_page("invalid_client", "Unknown client_key.")
+        if redirect_uri not in client["redirect_uris"]:
+            return _login_error_page("invalid_request", "redirect_uri is not registered for this app.")
+        back = {"state": params["state"]} if "state" in params else {}
+        scopes = [scope for scope in params.get("scope", "").split(",") if scope]
+        if params.get("response_type") != "code":
+            error = {"error": "unsupported_response_type", "error_description": "response_type must be code"}
+        elif not scopes or any(scope not in LOGIN_SCOPE_FIELDS for scope in scopes):
+            error = {"error": "invalid_scope", "error_description": "The requested scope is invalid."}
+        elif self._login_denials:
+            self._login_denials -= 1
+            error = {"error": "access_denied", "error_description": "The user denied the request."}
+        else:
+            code = uuid.uuid4().hex + "*0!" + str(int(self.clock()))[-4:]
+            self._login_codes[code] = {
+                "client_key": params["client_key"],
+                "redirect_uri": redirect_uri,
+                "scope": ",".join(scopes),
+                "user": dict(self._login_user),
+                "expires_at": self.clock() + 600,
+            }
+            return _redirect(redirect_uri, {"code": code, "scopes": ",".join(scopes), **back})
+        return _redirect(redirect_uri, {**error, **back})
+
+    def _login_token(self, headers: dict, form: dict) -> Answer:
+        if not headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return _oauth_error("invalid_request", "Content-Type must be application/x-www-form-urlencoded.")
+        client = self._login_clients.get(form.get("client_key", ""))
+        if client is None or form.get("client_secret") != client["secret"]:
+            return _oauth_error("invalid_client", "Client key or secret is invalid.")
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            grant = self._login_codes.pop(form.get("code", ""), None)  # one use only, whatever happens next
+            if grant is None or grant["client_key"] != form["client_key"] or grant["expires_at"] < self.clock():
+                return _oauth_error("invalid_grant", "Authorization code is expired or invalid.")
+            if form.get("redirect_uri") != grant["redirect_uri"]:
+                return _oauth_error("invalid_grant", "redirect_uri does not match the authorization request.")
+        elif grant_type == "refresh_token":
+            grant = self._login_refresh_tokens.pop(form.get("refresh_token", ""), None)  # rotated
+            if grant is None or grant["client_key"] != form["client_key"]:
+                return _oauth_error("invalid_grant", "Refresh token is invalid or expired.")
+        else:
+            return _oauth_error("unsupported_grant_type", "grant_type must be authorization_code or refresh_token.")
+        access_token = "act." + uuid.uuid4().hex + uuid.uuid4().hex
+        refresh_token = "rft." + uuid.uuid4().hex + uuid.uuid4().hex
+        token = {**grant, "expires_at": self.clock() + ACCESS_TOKEN_TTL_S}
+        self._login_access_tokens[access_token] = token
+        self._login_refresh_tokens[refresh_token] = token
+        return Answer(
+            payload={
+                "access_token": access_token,
+                "expires_in": ACCESS_TOKEN_TTL_S,
+                "open_id": grant["user"]["open_id"],
+                "refresh_expires_in": REFRESH_TOKEN_TTL_S,
+                "refresh_token": refresh_token,
+                "scope": grant["scope"],
+                "token_type": "Bearer",
+            }
+        )
+
+    def _login_user_info(self, headers: dict, params: dict) -> Answer:
+        scheme, _, access_token = headers.get("Authorization", "").partition(" ")
+        token = self._login_access_tokens.get(access_token) if scheme == "Bearer" else None
+        if token is None or token["expires_at"] < self.clock():
+            return _user_info_error(
+                401, "access_token_invalid", "The access token is invalid or not found in the request."
+            )
+        fields = [field for field in params.get("fields", "").split(",") if field]
+        known = frozenset().union(*LOGIN_SCOPE_FIELDS.values())
+        if not fields or any(field not in known for field in fields):
+            return _user_info_error(400, "invalid_params", "fields: give user fields, e.g. open_id,display_name")
+        granted = frozenset().union(*(LOGIN_SCOPE_FIELDS[scope] for scope in token["scope"].split(",")))
+        if any(field not in granted for field in fields):
+            return _user_info_error(401, "scope_not_authorized", "The user did not authorize the scope required.")
+        user = {field: token["user"].get(field) for field in fields}
+        return Answer(
+            payload={"data": {"user": user}, "error": {"code": "ok", "message": "", "log_id": new_request_id()}}
+        )
+
     # --- control endpoints ---
 
     def _control(self, method: str, path: str, raw_body: bytes) -> Answer:
@@ -769,6 +956,9 @@ class FakeTikTok:
             ("POST", "latency"): self._control_latency,
             ("POST", "reset"): self._control_reset,
             ("POST", "pixels"): self._control_pixels,
+            ("POST", "login/clients"): self._control_login_client,
+            ("POST", "login/user"): self._control_login_user,
+            ("POST", "login/deny"): self._control_login_deny,
         }
 
     def _control_fail(self, body: dict) -> dict:
@@ -786,6 +976,40 @@ class FakeTikTok:
     def _control_pixels(self, body: dict) -> dict:
         self.add_pixel(body["pixel_code"], body["access_token"])
         return {"ok": True}
+
+    def _control_login_client(self, body: dict) -> dict:
+        self.add_login_client(body["client_key"], body["client_secret"], body["redirect_uri"])
+        return {"ok": True}
+
+    def _control_login_user(self, body: dict) -> dict:
+        self.set_login_user(**body)
+        return {"ok": True}
+
+    def _control_login_deny(self, body: dict) -> dict:
+        self.deny_next_login(int(body.get("n", 1)))
+        return {"ok": True}
+
+
+def _redirect(url: str, params: dict) -> Answer:
+    separator = "&" if urlsplit(url).query else "?"
+    return Answer(http_status=302, raw=b"", headers={"Location": f"{url}{separator}{urlencode(params)}"})
+
+
+def _login_error_page(error: str, description: str) -> Answer:
+    return Answer(http_status=400, raw=f"<html><body>{error}: {description}</body></html>".encode())
+
+
+def _oauth_error(error: str, description: str) -> Answer:
+    # TikTok's OAuth error struct. The docs give no HTTP status for it; 400 is OAuth 2.0's (RFC 6749 5.2),
+    # and the tracker's client reads the `error` field whatever the status.
+    return Answer(
+        http_status=400, payload={"error": error, "error_description": description, "log_id": new_request_id()}
+    )
+
+
+def _user_info_error(http_status: int, code: str, message: str) -> Answer:
+    error = {"code": code, "message": message, "log_id": new_request_id()}
+    return Answer(http_status=http_status, payload={"data": {}, "error": error})
 
 
 def _check_audience_name(name) -> None:
@@ -842,6 +1066,7 @@ def _parse_json(raw: bytes):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 drops connections in a burst of parallel senders
     allow_reuse_address = True
 
     def __init__(self, address, fake: FakeTikTok):
@@ -862,7 +1087,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
         headers = {name: self.headers[name] for name in INTERESTING_HEADERS if name in self.headers}
-        answer = self.server.fake.handle(method, urlsplit(self.path).path, headers, raw_body)
+        target = urlsplit(self.path)
+        answer = self.server.fake.handle(method, target.path, headers, raw_body, query=target.query)
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._reply(answer)  # fails only when the client gave up first (timeouts)
 
@@ -874,6 +1100,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(answer.http_status)
         content_type = "application/json" if answer.raw is None else "text/html"
         self.send_header("Content-Type", content_type)
+        for name, value in (answer.headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(content)))
         self.end_headers()
         self.wfile.write(content)

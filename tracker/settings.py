@@ -127,8 +127,14 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": "tracker", "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "tracker",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
@@ -181,6 +187,8 @@ ADMIN_LOGIN_LOCKOUT_S = env.int("ADMIN_LOGIN_LOCKOUT_S", default=900)
 # Seconds a worker keeps a tracking link in memory (0: read it on every click). Pausing a link
 # takes effect within this time.
 LINK_CACHE_TTL_S = env.float("LINK_CACHE_TTL_S", default=2.0)
+# bench/clicks.py only: mounts /bench/redirect, a bare 302 without tracking (the click path's baseline).
+BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)
 
 LOGGING = {
     "version": 1,
@@ -233,8 +241,52 @@ CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
 
 # --- Audiences (the audiences app)
+# Members per segment/mapping request. TikTok publishes no limit; TIKTOK.md: keep it modest (1,000-10,000).
+AUDIENCE_SYNC_BATCH_SIZE = env.int("AUDIENCE_SYNC_BATCH_SIZE", default=10_000)
+# How often the beat job refreshes rule audiences and sends every auto-sync audience's changes.
+AUDIENCE_SYNC_INTERVAL_S = env.float("AUDIENCE_SYNC_INTERVAL_S", default=300.0)
+# One sync task's time; what is left goes on in a chained task (a million members take ~20 s at 10 req/s).
+AUDIENCE_SYNC_TIME_BUDGET_S = env.float("AUDIENCE_SYNC_TIME_BUDGET_S", default=45.0)
+# Retryable answers (40100, 5xx, timeouts): attempts per request, backoff base · 2^(n-1) capped, with jitter.
+AUDIENCE_SYNC_MAX_ATTEMPTS = env.int("AUDIENCE_SYNC_MAX_ATTEMPTS", default=4)
+AUDIENCE_SYNC_RETRY_BASE_S = env.float("AUDIENCE_SYNC_RETRY_BASE_S", default=2.0)
+AUDIENCE_SYNC_RETRY_MAX_S = env.float("AUDIENCE_SYNC_RETRY_MAX_S", default=30.0)
+# Customer files up to this size are imported during the upload; larger ones wait in
+# AUDIENCE_UPLOAD_DIR for a worker (deleted after the import) so the upload request stays short.
+AUDIENCE_IMPORT_INLINE_MAX_BYTES = env.int("AUDIENCE_IMPORT_INLINE_MAX_BYTES", default=10 * 1024 * 1024)
+AUDIENCE_UPLOAD_DIR = Path(env.str("AUDIENCE_UPLOAD_DIR", default=str(VAR_DIR / "audience-uploads")))
+CELERY_BEAT_SCHEDULE["audiences-sync"] = {
+    "task": "audiences.tasks.sync_all",
+    "schedule": schedule(AUDIENCE_SYNC_INTERVAL_S),
+}
 
 # --- Reports and automation rules (the reports app)
+# Days of reports and of daily spend are days of this zone (a report may pick another per request).
+# The rollups are hourly in UTC: zones with whole-hour offsets group into days exactly.
+REPORT_TIME_ZONE = env.str("REPORT_TIME_ZONE", default=TIME_ZONE)
+REPORT_ROLLUP_INTERVAL_S = env.float("REPORT_ROLLUP_INTERVAL_S", default=10.0)
+RULES_INTERVAL_S = env.float("RULES_INTERVAL_S", default=300.0)
+# Seconds a rule's webhook may take; an answer other than 2xx is logged on the firing, not retried.
+RULES_WEBHOOK_TIMEOUT_S = env.float("RULES_WEBHOOK_TIMEOUT_S", default=10.0)
+# Rule emails: Django's email backend (SMTP from EMAIL_URL, e.g. smtp+tls://user:pass@host:587).
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST, EMAIL_PORT = _email.get("EMAIL_HOST", ""), _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_USER", ""), _email.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS, EMAIL_USE_SSL = _email.get("EMAIL_USE_TLS", False), _email.get("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tracker@localhost")
+CELERY_BEAT_SCHEDULE["reports-rollup"] = {
+    "task": "reports.tasks.report_rollup_refresh",
+    "schedule": schedule(REPORT_ROLLUP_INTERVAL_S),
+}
+CELERY_BEAT_SCHEDULE["reports-reconcile"] = {
+    "task": "reports.tasks.report_rollup_reconcile",
+    "schedule": schedule(3600),
+}
+CELERY_BEAT_SCHEDULE["rules-evaluate"] = {
+    "task": "reports.tasks.rules_evaluate",
+    "schedule": schedule(RULES_INTERVAL_S),
+}
 
 # --- Operations: health, metrics, logs, deployment (the ops app)
 from ops.envparse import parse_aliases  # noqa: E402 - plain-Python helpers, no Django imports
@@ -246,7 +298,7 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 # One line per request (method, path without the query string, status, duration) from ops.middleware.
 ACCESS_LOG = env.bool("ACCESS_LOG", default=False)
 try:
-    LOGGING = logging_config(log_format=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"), access_log=ACCESS_LOG)
+    LOGGING = logging_config(log_format=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
 except ValueError as exc:
     raise environ.ImproperlyConfigured(str(exc)) from exc
 # Celery replaces the root logger's handlers unless told not to: in JSON mode the worker logs through
@@ -254,7 +306,7 @@ except ValueError as exc:
 CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 # /metrics (Prometheus): with a token set, scrapers must send "Authorization: Bearer <token>".
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-# /healthz: how long the database and the broker may take to answer before they count as down.
+# /healthz: seconds the broker (Redis PING) may take to answer before it counts as down.
 HEALTHZ_TIMEOUT_S = env.float("HEALTHZ_TIMEOUT_S", default=1.0)
 
 # Production security, each switched by the variable of Django's name

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import include, path
@@ -38,6 +39,11 @@ urlpatterns = [
     path("admin/login/", login_throttle.throttled_login, name="admin-login"),
     path("admin/", admin.site.urls),
 ]
+
+if settings.BENCH_ENDPOINTS:  # bench/clicks.py's baseline: a bare 302 without tracking; off in production
+    from landing import bench_views
+
+    urlpatterns.append(path("bench/redirect", bench_views.bare_redirect, name="bench-redirect"))
 
 handler404 = "tracker.errors.not_found"
 handler500 = "tracker.errors.server_error"

@@ -57,7 +57,8 @@ def test_http_500_then_ok_ends_sent_and_never_twice(fake_tiktok, pixel):
     assert first.retrying == 5
     assert set(TikTokEvent.objects.values_list("status", "attempts")) == {("retrying", 1)}
     make_due()
-    flush_pixel(pixel_id=pixel.pk)
+    second = flush_pixel(pixel_id=pixel.pk)
+    assert second.sent == 5, second
 
     assert TikTokEvent.objects.filter(status="sent").count() == 5
     assert sorted(accepted_ids(fake_tiktok)) == sorted(f"evt_{n}" for n in range(5))
@@ -86,6 +87,7 @@ def test_timeouts_retry(fake_tiktok, pixel, settings):
     flush_pixel(pixel_id=pixel.pk)
     event = TikTokEvent.objects.first()
     assert event.status == "retrying" and "timeout" in event.last_message
+    settings.TIKTOK_HTTP_TIMEOUT = 10.0  # a loaded machine must not turn the good answer into a timeout too
     make_due()
     flush_pixel(pixel_id=pixel.pk)
 

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -488,3 +489,136 @@ def test_main_and_management_command_build_the_same_fake(monkeypatch):
 
     assert [s["rate_limit"] for s in served] == [7, 7]
     assert served[0]["_pixel_tokens"] == {PIXEL: {TOKEN}}
+
+
+# --- Login Kit v2 (OAuth for the web) --------------------------------------------
+
+
+LOGIN_CLIENT = "awlogin1"
+LOGIN_SECRET = "login-secret"
+LOGIN_REDIRECT = "https://trk.example.com/tiktok/callback"
+
+
+@pytest.fixture
+def login_fake(fake):
+    fake.add_login_client(LOGIN_CLIENT, LOGIN_SECRET, LOGIN_REDIRECT)
+    return fake
+
+
+def authorize(fake, **overrides):
+    params = {"client_key": LOGIN_CLIENT, "scope": "user.info.basic", "response_type": "code",
+              "redirect_uri": LOGIN_REDIRECT, "state": "st-1", **overrides}  # fmt: skip
+    return requests.get(f"{fake.url}/v2/auth/authorize/", params=params, allow_redirects=False, timeout=5)
+
+
+def redirected_query(response) -> dict:
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith(LOGIN_REDIRECT + "?")
+    return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+
+
+def token(fake, **form):
+    body = {"client_key": LOGIN_CLIENT, "client_secret": LOGIN_SECRET, "grant_type": "authorization_code",
+            "redirect_uri": LOGIN_REDIRECT, **form}  # fmt: skip
+    return requests.post(f"{fake.url}/v2/oauth/token/", data=body, timeout=5)
+
+
+def user_info(fake, access_token, fields="open_id,union_id,avatar_url,display_name"):
+    headers = {"Authorization": f"Bearer {access_token}"}
+    return requests.get(f"{fake.url}/v2/user/info/", params={"fields": fields}, headers=headers, timeout=5)
+
+
+def test_login_authorize_redirects_back_with_code_scopes_and_state(login_fake):
+    back = redirected_query(authorize(login_fake, scope="user.info.basic,video.list"))
+    assert set(back) == {"code", "scopes", "state"}
+    assert (back["scopes"], back["state"]) == ("user.info.basic,video.list", "st-1")
+
+
+def test_login_authorize_refusals(login_fake):
+    assert authorize(login_fake, client_key="unknown").status_code == 400  # no redirect to an unknown app
+    assert authorize(login_fake, redirect_uri="https://evil.example/cb").status_code == 400
+    assert redirected_query(authorize(login_fake, scope="user.info.everything"))["error"] == "invalid_scope"
+    assert redirected_query(authorize(login_fake, response_type="token"))["error"] == "unsupported_response_type"
+    login_fake.deny_next_login()
+    denied = redirected_query(authorize(login_fake))
+    assert (denied["error"], denied["state"]) == ("access_denied", "st-1")
+    assert "code" in redirected_query(authorize(login_fake))  # only the next one was denied
+
+
+def test_login_token_exchange_and_user_info(login_fake):
+    login_fake.set_login_user(open_id="oid-1", union_id="uid-1", display_name="Ana", avatar_url="https://x/a.jpg")
+    code = redirected_query(authorize(login_fake))["code"]
+    answer = token(login_fake, code=code)
+    body = answer.json()
+    assert answer.status_code == 200 and set(body) == {
+        "access_token", "expires_in", "open_id", "refresh_expires_in", "refresh_token", "scope", "token_type",
+    }  # fmt: skip
+    assert (body["open_id"], body["scope"], body["token_type"], body["expires_in"]) == (
+        "oid-1", "user.info.basic", "Bearer", 86400,
+    )  # fmt: skip
+    info = user_info(login_fake, body["access_token"])
+    assert info.status_code == 200 and info.json()["data"] == {
+        "user": {"open_id": "oid-1", "union_id": "uid-1", "avatar_url": "https://x/a.jpg", "display_name": "Ana"}
+    }
+    assert info.json()["error"]["code"] == "ok"
+    assert user_info(login_fake, body["access_token"], fields="display_name").json()["data"] == {
+        "user": {"display_name": "Ana"}
+    }
+
+
+def test_login_token_errors(login_fake):
+    code = redirected_query(authorize(login_fake))["code"]
+    assert token(login_fake, code=code, client_secret="wrong").json()["error"] == "invalid_client"
+    assert token(login_fake, code=code).status_code == 200  # an unauthenticated client could not burn it
+    assert token(login_fake, code=code).json()["error"] == "invalid_grant"  # one use only
+    other = redirected_query(authorize(login_fake))["code"]
+    mismatch = token(login_fake, code=other, redirect_uri="https://trk.example.com/other")
+    assert mismatch.status_code == 400 and mismatch.json()["error"] == "invalid_grant"
+    assert set(mismatch.json()) == {"error", "error_description", "log_id"}
+    assert token(login_fake, code="x", grant_type="password").json()["error"] == "unsupported_grant_type"
+    as_json = requests.post(f"{login_fake.url}/v2/oauth/token/", json={"client_key": LOGIN_CLIENT}, timeout=5)
+    assert as_json.json()["error"] == "invalid_request"
+
+
+def test_login_refresh_rotates_the_refresh_token(login_fake):
+    first = token(login_fake, code=redirected_query(authorize(login_fake))["code"]).json()
+    refreshed = token(login_fake, grant_type="refresh_token", refresh_token=first["refresh_token"]).json()
+    assert refreshed["access_token"] != first["access_token"] and refreshed["open_id"] == first["open_id"]
+    reused = token(login_fake, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert reused.json()["error"] == "invalid_grant"
+    assert user_info(login_fake, refreshed["access_token"]).status_code == 200
+
+
+def test_login_user_info_errors(login_fake):
+    access_token = token(login_fake, code=redirected_query(authorize(login_fake))["code"]).json()["access_token"]
+    invalid = user_info(login_fake, "act.not-issued")
+    assert (invalid.status_code, invalid.json()["error"]["code"]) == (401, "access_token_invalid")
+    assert invalid.json()["data"] == {}
+    out_of_scope = user_info(login_fake, access_token, fields="open_id,follower_count")
+    assert (out_of_scope.status_code, out_of_scope.json()["error"]["code"]) == (401, "scope_not_authorized")
+    assert user_info(login_fake, access_token, fields="").json()["error"]["code"] == "invalid_params"
+    assert user_info(login_fake, access_token, fields="password").json()["error"]["code"] == "invalid_params"
+
+
+def test_login_requests_are_logged(login_fake):
+    code = redirected_query(authorize(login_fake))["code"]
+    token(login_fake, code=code)
+    authorize_entry, token_entry = login_fake.requests
+    assert (authorize_entry["method"], authorize_entry["path"], authorize_entry["http_status"]) == (
+        "GET", "/v2/auth/authorize/", 302,
+    )  # fmt: skip
+    assert authorize_entry["query"]["state"] == "st-1"
+    assert token_entry["body"] == {"client_key": LOGIN_CLIENT, "client_secret": LOGIN_SECRET, "code": code,
+                                   "grant_type": "authorization_code", "redirect_uri": LOGIN_REDIRECT}  # fmt: skip
+
+
+def test_login_control_endpoints(fake):
+    control = f"{fake.url}/__fake__/login/"
+    requests.post(control + "clients", json={"client_key": LOGIN_CLIENT, "client_secret": LOGIN_SECRET,
+                                             "redirect_uri": LOGIN_REDIRECT}, timeout=5)  # fmt: skip
+    requests.post(control + "user", json={"open_id": "ctl-1", "display_name": "Ctl"}, timeout=5)
+    requests.post(control + "deny", json={"n": 1}, timeout=5)
+    assert redirected_query(authorize(fake))["error"] == "access_denied"
+    answer = token(fake, code=redirected_query(authorize(fake))["code"]).json()
+    assert answer["open_id"] == "ctl-1"

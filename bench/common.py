@@ -1,0 +1,247 @@
+"""Helpers shared by the benchmarks: subprocesses that are always stopped, free ports, the machine.
+
+Nothing here imports Django: a benchmark sets its environment first, then calls django.setup().
+"""
+
+import contextlib
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+class BenchTimeout(Exception):
+    """The hard time cap of a benchmark was reached."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, *, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    raise BenchTimeout(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def hard_cap(seconds: int) -> None:
+    """Raise BenchTimeout in the main thread after `seconds`, so `finally` blocks still tear down."""
+
+    def _expired(signum, frame):
+        raise BenchTimeout(f"hard cap of {seconds}s reached")
+
+    signal.signal(signal.SIGALRM, _expired)
+    signal.signal(signal.SIGTERM, _expired)
+    signal.alarm(seconds)
+
+
+def cancel_hard_cap() -> None:
+    signal.alarm(0)
+
+
+class Process:
+    """A subprocess in its own process group, logging to a file; stop() ends it and its children."""
+
+    def __init__(self, name: str, argv: list[str], *, env: dict, logdir: Path):
+        self.name = name
+        self.log_path = logdir / f"{name}.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=grace_s)
+        # The group is ours (start_new_session): children left behind (prefork pool) go with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=5)
+        self._log.close()
+
+
+def tcp_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis(port: int, env: dict, logdir: Path) -> Process:
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(logdir)]  # fmt: skip
+    process = Process("redis", argv, env=env, logdir=logdir)
+    wait_until(lambda: redis_answers(port), timeout=10, what="redis-server")
+    return process
+
+
+# --- /proc: memory of a process tree ----------------------------------------------------------
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Field 4 is the parent pid; the command name (field 2) may contain spaces, so split after ')'.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def peak_rss_mb(pid: int) -> dict[int, float]:
+    """VmHWM (peak resident set) of a process and all its descendants, in MB, by pid."""
+    peaks, todo = {}, [pid]
+    while todo:
+        current = todo.pop()
+        peaks[current] = _status_kb(current, "VmHWM") / 1024
+        todo.extend(children_of(current))
+    return peaks
+
+
+# --- the machine --------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_gb() -> float:
+    return _meminfo_kb("MemTotal") / 1024 / 1024
+
+
+def _meminfo_kb(field: str) -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def redis_version() -> str:
+    if shutil.which("redis-server") is None:
+        return "not installed"
+    out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
+    version = next((part for part in out.split() if part.startswith("v=")), "v=?")
+    return version[2:]
+
+
+def machine() -> dict:
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gb": round(memory_gb(), 1),
+        "cpu": cpu_model(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "redis": redis_version(),
+    }
+
+
+def git_revision() -> str:
+    """The commit the checkout is on, and whether the working tree differs from it (read-only git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        # --no-optional-locks: a read-only look, git must not even refresh its index.
+        dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
+# --- CPU time from /proc: who used the cores during a run -----------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (pids)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children_of(current))
+    return tree
+
+
+def cpu_seconds_by_pid() -> dict[int, tuple[str, float]]:
+    """User + system CPU seconds each running process has used so far, with its name: {pid: (name, s)}."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()  # fields[0] is field 3 (state): utime is 14, stime 15
+        found[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return found
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of all cores together since boot, from /proc/stat."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / CLOCK_TICKS, sum(values) / CLOCK_TICKS
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as `uptime` prints them."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
