@@ -329,7 +329,9 @@ def main(argv=None) -> int:
         checked = check_against_raw()
         print("report vs raw rows, 30 days by campaign and day:", checked, flush=True)
         failed = checked["mismatches"] > 0
+        load_before = os.getloadavg()[0]
         figures = measure(args.runs)
+        print(f"load average (1 min) before / after the timings: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
         print("\n" + markdown(figures))
     except (BenchTimeout, RuntimeError) as error:
         failed = True

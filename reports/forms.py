@@ -22,8 +22,18 @@ class ReportFilterForm(forms.Form):
     tz = forms.CharField(required=False, label="Time zone",
                          widget=forms.TextInput(attrs={"list": "report-zones", "size": 16}))  # fmt: skip
     campaign = forms.ModelChoiceField(Campaign.objects.order_by("name"), required=False, empty_label="All campaigns")
-    link = forms.ModelChoiceField(TrafficSource.objects.order_by("utm_id"), required=False, empty_label="All links",
-                                  to_field_name="utm_id")  # fmt: skip
+    # A utm_id typed in, not a select: a few hundred links make a slow page and an unusable list.
+    link = forms.CharField(required=False, max_length=64, label="Link (utm_id)",
+                           widget=forms.TextInput(attrs={"size": 14, "placeholder": "all links"}))  # fmt: skip
+
+    def clean_link(self):
+        utm_id = (self.cleaned_data.get("link") or "").strip()
+        if not utm_id:
+            return None
+        link = TrafficSource.objects.filter(utm_id=utm_id).first()
+        if link is None:
+            raise forms.ValidationError(f"No tracking link {utm_id!r}.")
+        return link
 
     def clean_tz(self):
         name = self.cleaned_data.get("tz") or str(report_time_zone())

@@ -284,28 +284,32 @@ def report_rows(query: ReportQuery) -> ReportResult:
     converted = conversion_model.objects.filter(query.scope(time_field="hour", days=days))
     if query.subids:
         converted = converted.filter(subid__in=query.subids)
-    goals = set()
+    # One row per group: statuses and goals become filtered sums (the goals of the range first).
+    goals = sorted(set(converted.values_list("goal", flat=True).distinct().order_by()))
+    approved = Q(status=APPROVED)
+    sums = {
+        "n_approved": Sum("conversions", filter=approved),
+        "n_pending": Sum("conversions", filter=Q(status=PENDING)),
+        "n_rejected": Sum("conversions", filter=Q(status=REJECTED)),
+        "revenue": Sum("revenue_minor", filter=approved),
+        "ttc_sum": Sum("ttc_sum_s", filter=approved),
+        "ttc_count": Sum("ttc_count", filter=approved),
+        **{f"goal_{index}": Sum("conversions", filter=approved & Q(goal=goal)) for index, goal in enumerate(goals)},
+    }
     width = len(names)
-    for values in (
-        converted.values(**expressions, c_goal=F("goal"), c_status=F("status"))
-        .annotate(n=Sum("conversions"), revenue=Sum("revenue_minor"), ttc_sum=Sum("ttc_sum_s"),
-                  ttc_count=Sum("ttc_count"))
-        .values_list(*names, "c_goal", "c_status", "n", "revenue", "ttc_sum", "ttc_count")
-        .order_by()
-    ):  # fmt: skip
+    for values in converted.values(**expressions).annotate(**sums).values_list(*names, *sums).order_by():
         target = row(values[:width])
-        goal, status, count, revenue, ttc_sum, ttc_count = values[width:]
-        if status == APPROVED:
-            target.conversions += count
-            target.revenue_minor += revenue
-            target.ttc_sum_s += ttc_sum
-            target.ttc_count += ttc_count
-            target.goals[goal] = target.goals.get(goal, 0) + count
-            goals.add(goal)
-        elif status == PENDING:
-            target.pending += count
-        else:
-            target.rejected += count
+        approved_n, pending_n, rejected_n, revenue, ttc_sum, ttc_count, *by_goal = (v or 0 for v in values[width:])
+        target.conversions += approved_n
+        target.pending += pending_n
+        target.rejected += rejected_n
+        target.revenue_minor += revenue
+        target.ttc_sum_s += ttc_sum
+        target.ttc_count += ttc_count
+        for goal, count in zip(goals, by_goal, strict=True):
+            if count:
+                target.goals[goal] = target.goals.get(goal, 0) + count
+    goals = {goal for each in rows.values() for goal in each.goals}
 
     if costs:
         for key, amount in costs.unallocated(query.dimensions):
@@ -335,15 +339,16 @@ def _day_costs_by_group(query: ReportQuery, costs: "_CostPlan", day_clicks: dict
     if "creative" in query.dimensions:
         link_ids = {link_id for _, link_id, _ in day_clicks if link_id}
         creatives = dict(TrafficSource.objects.filter(pk__in=link_ids).values_list("pk", "creative"))
+    positions = [("campaign", "link", "day", "creative").index(name) for name in query.dimensions]
     for (campaign_id, link_id, day), clicks in day_clicks.items():
-        of = {"campaign": campaign_id, "link": link_id, "day": day, "creative": creatives.get(link_id, "")}
         if (query.campaign_ids and campaign_id not in query.campaign_ids) or (
             query.link_ids and link_id not in query.link_ids
         ):
             continue
         cost = clicks * costs.rate.get((campaign_id, link_id, day), 0.0)
         if cost:
-            yield tuple(of[name] for name in query.dimensions), cost
+            values = (campaign_id, link_id, day, creatives.get(link_id, ""))
+            yield tuple(values[position] for position in positions), cost
 
 
 def _priced_in_sql(traffic, names: list[str], costs: "_CostPlan", tz: ZoneInfo) -> list[dict]:
@@ -490,9 +495,16 @@ class _CostPlan:
         for rates in per_click.values():
             rates.sort(reverse=True)
 
+        found = {}
+
         def cpc(campaign_id, link_id, day):
-            return next((rate for starts_on, rate in per_click.get((campaign_id, link_id), ()) if starts_on <= day),
-                        None)  # fmt: skip
+            if (campaign_id, link_id) not in per_click:  # the common case: no price at this level
+                return None
+            key = (campaign_id, link_id, day)
+            if key not in found:
+                found[key] = next((rate for starts_on, rate in per_click[(campaign_id, link_id)] if starts_on <= day),
+                                  None)  # fmt: skip
+            return found[key]
 
         self.rate = {}  # (campaign, link, day) -> cost of one click, minor units
         campaign_pool = defaultdict(int)  # (campaign, day) -> clicks left to the campaign's own cost

@@ -139,3 +139,12 @@ def test_staff_without_the_view_permissions_get_403(client, ledger):
     assert client.get("/admin/reports/").status_code == 403
     assert client.get("/admin/reports/dashboard/").status_code == 403
     assert client.get(f"/admin/reports/journey/conversion/{conversion.public_id}/").status_code == 403
+
+
+def test_report_of_one_link_by_its_utm_id(admin_client, ledger):
+    page = admin_client.get("/admin/reports/", {**RANGE, "group_1": "link", "link": "casino_link"})
+    unknown = admin_client.get("/admin/reports/", {**RANGE, "link": "nope"})
+
+    rows = table_cells(page.content.decode())
+    assert [row[0] for row in rows] == ["casino_link", "Total"]
+    assert "No tracking link" in unknown.content.decode()
