@@ -5,11 +5,14 @@ however long it is; a raw value lives only in the local variables of the row bei
 never quote the value (the report is stored, raw values must not be).
 """
 
+import contextlib
 import csv
 import hashlib
 import io
+import queue
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import phonenumbers
@@ -234,3 +237,61 @@ def _hash_value(value: str, column: Column, default_region, report: ReadReport, 
     except ValueError as exc:
         report.problem(line, column.header, str(exc))
         return None
+
+
+# --- reading ahead ------------------------------------------------------------------------------
+
+_END = object()
+
+
+class _ReaderFailed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+@contextlib.contextmanager
+def read_ahead(items: Iterable, size: int) -> Iterator[Iterator[list]]:
+    """Lists of `size` items (the last one shorter), made by a thread while the caller uses the previous one.
+
+    Reading and hashing a file is Python's work, inserting it PostgreSQL's: this way they overlap. At most
+    two lists wait besides the one being filled, so memory stays bounded. An exception in the reader is
+    raised in the caller; leaving the block stops the reader and waits for it, whatever happened.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                ready.put(item, timeout=0.1)
+                return True
+        return False
+
+    def produce() -> None:
+        try:
+            chunk = []
+            for item in items:
+                chunk.append(item)
+                if len(chunk) >= size:
+                    if not put(chunk):
+                        return
+                    chunk = []
+            if chunk and not put(chunk):
+                return
+            put(_END)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller, raised there
+            put(_ReaderFailed(error))
+
+    def consume() -> Iterator[list]:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, _ReaderFailed):
+                raise item.error
+            yield item
+
+    reader = threading.Thread(target=produce, name="customer-file-reader", daemon=True)
+    reader.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        reader.join()

@@ -15,9 +15,10 @@ Only the rule refresh, which runs under the audience's sync lock, deletes never-
 
 import contextlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -28,6 +29,7 @@ from conversions.models import BotStart, Conversion, Lead
 State = AudienceMember.State
 MEMBERS = AudienceMember._meta.db_table
 INSERT_CHUNK = 5000  # rows per INSERT where there is no COPY (SQLite)
+COPY_BLOCK = 5000  # rows per COPY write
 # pg_try_advisory_lock(namespace, audience id): one sync or rule refresh of an audience at a time.
 LOCK_NAMESPACE = 0x41554449  # "AUDI"
 
@@ -127,6 +129,7 @@ class StagedIds:
         self.cursor = cursor
         self.table = f"audience_stage_{uuid.uuid4().hex[:16]}"
         self.count = 0
+        self._analyzed = True
 
     def __enter__(self):
         if not connection.in_atomic_block:
@@ -149,17 +152,34 @@ class StagedIds:
                 for pair in ids:
                     copy.write_row(pair)
                     self.count += 1
-            # Temporary tables are never auto-analysed; without numbers the planner guesses badly.
-            self.cursor.execute(f"ANALYZE {self.table}")
-        else:
-            chunk = []
-            for pair in ids:
-                chunk.append(pair)
-                if len(chunk) >= INSERT_CHUNK:
-                    self._insert(chunk)
-                    chunk = []
-            self._insert(chunk)
+            self._analyzed = False
+            return self.count
+        chunk = []
+        for pair in ids:
+            chunk.append(pair)
+            if len(chunk) >= INSERT_CHUNK:
+                self._insert(chunk)
+                chunk = []
+        self._insert(chunk)
+        self._analyzed = False
         return self.count
+
+    def write_blocks(self, blocks: Iterable["CopyBlock"]) -> int:
+        """Write ids already turned into COPY text (copy_blocks); returns how many were written."""
+        if connection.vendor != "postgresql":
+            return self.write(pair for block in blocks for pair in block.pairs())
+        with self.cursor.copy(f"COPY {self.table} (id_type, id_hash) FROM STDIN") as copy:
+            for block in blocks:
+                copy.write(block.text)
+                self.count += block.count
+        self._analyzed = False
+        return self.count
+
+    def _analyze(self) -> None:
+        # Temporary tables are never auto-analysed; without numbers the planner guesses badly.
+        if connection.vendor == "postgresql" and not self._analyzed:
+            self.cursor.execute(f"ANALYZE {self.table}")
+        self._analyzed = True
 
     def _insert(self, chunk: list) -> None:
         if chunk:
@@ -173,13 +193,21 @@ class StagedIds:
         )
 
     def apply_append(self, audience_id: int) -> Changes:
-        now = timezone.now()
+        back = self.apply_back(audience_id)
+        return Changes(to_add=back + self.insert_new(audience_id))
+
+    def apply_back(self, audience_id: int) -> int:
+        """Removed and pending_remove members staged here become pending_add again; returns how many."""
+        self._analyze()
         self.cursor.execute(
             f"UPDATE {MEMBERS} SET state = %s, changed_at = %s "
             f"WHERE audience_id = %s AND state IN (%s, %s) AND {self._exists()}",
-            [State.PENDING_ADD, now, audience_id, State.REMOVED, State.PENDING_REMOVE],
+            [State.PENDING_ADD, timezone.now(), audience_id, State.REMOVED, State.PENDING_REMOVE],
         )
-        back = self.cursor.rowcount
+        return self.cursor.rowcount
+
+    def insert_new(self, audience_id: int) -> int:
+        """Staged ids not in the audience yet become pending_add members; returns how many."""
         # Sorted, so the unique index is filled in order rather than at random places (half the time for a
         # million ids); byte order ("C") sorts fastest and is the order of hex digests in any collation.
         # No DISTINCT: DO NOTHING skips an id repeated in the file like one already in the audience.
@@ -189,18 +217,73 @@ class StagedIds:
             f"SELECT %s, id_type, id_hash, %s, %s FROM {self.table} "
             f"ORDER BY id_type{binary}, id_hash{binary} "
             f"ON CONFLICT (audience_id, id_type, id_hash) DO NOTHING",
-            [audience_id, State.PENDING_ADD, now],
+            [audience_id, State.PENDING_ADD, timezone.now()],
         )
-        return Changes(to_add=back + self.cursor.rowcount)
+        return self.cursor.rowcount
 
     def apply_remove(self, audience_id: int, *, keep_staged: bool = False) -> Changes:
         """Members staged (or, with keep_staged, members not staged) become pending_remove."""
+        self._analyze()
         self.cursor.execute(
             f"UPDATE {MEMBERS} SET state = %s, changed_at = %s "
             f"WHERE audience_id = %s AND state IN (%s, %s) AND {self._exists(negate=keep_staged)}",
             [State.PENDING_REMOVE, timezone.now(), audience_id, State.ADDED, State.PENDING_ADD],
         )
         return Changes(to_remove=self.cursor.rowcount)
+
+
+class CopyBlock(NamedTuple):
+    """(id_type, id_hash) pairs as lines of COPY text: one write each, and half the memory of the tuples."""
+
+    text: str
+    count: int
+
+    def pairs(self) -> list[tuple[str, ...]]:
+        return [tuple(line.split("\t")) for line in self.text.splitlines()]
+
+
+def copy_blocks(ids: Iterable[tuple[str, str]], size: int = COPY_BLOCK) -> Iterator[CopyBlock]:
+    """The pairs, `size` at a time, as CopyBlocks. Only for ids that customer_files.read_ids gave: id type
+    names and hex digests, nothing COPY would need escaped (StagedIds.write escapes, for any other source)."""
+    lines = []
+    for id_type, id_hash in ids:
+        lines.append(f"{id_type}\t{id_hash}\n")
+        if len(lines) >= size:
+            yield CopyBlock("".join(lines), len(lines))
+            lines = []
+    if lines:
+        yield CopyBlock("".join(lines), len(lines))
+
+
+def append_while_reading(
+    staged: StagedIds, audience_id: int, chunks: Iterable[list[CopyBlock]], *, keep: bool
+) -> Changes:
+    """apply_append for a long file, read in chunks (customer_files.read_ahead reads the next one meanwhile).
+
+    Each chunk's new ids are inserted as soon as it is read, so PostgreSQL inserts while Python reads and
+    hashes (before, the database sat idle for the first third of a large import). Members coming back
+    (removed / pending_remove) are found once, at the end, over the whole file in `staged`: per chunk it
+    would take a pass over the audience each time. `staged` only receives the ids when that pass is
+    needed or the caller asks to `keep` them (replace); its count is always that of the whole file.
+    """
+    returning = _has_returning(audience_id)
+    added = 0
+    for chunk in chunks:
+        with StagedIds(staged.cursor) as part:
+            part.write_blocks(chunk)
+            added += part.insert_new(audience_id)
+        if returning or keep:
+            staged.write_blocks(chunk)
+        else:
+            staged.count += sum(block.count for block in chunk)
+    back = staged.apply_back(audience_id) if returning else 0
+    return Changes(to_add=added + back)
+
+
+def _has_returning(audience_id: int) -> bool:
+    return AudienceMember.objects.filter(
+        audience_id=audience_id, state__in=[State.REMOVED, State.PENDING_REMOVE]
+    ).exists()
 
 
 # --- rule audiences -----------------------------------------------------------------------------

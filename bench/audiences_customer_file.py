@@ -284,6 +284,7 @@ def main() -> int:
         result = {
             "machine": machine(),
             "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
             "postgres": postgres_version(),
             "revision": git_revision(),
             "file": shape,

@@ -99,12 +99,12 @@ HOT_VS_SPREAD_TOLERANCE = 0.9  # "as fast": the hot link within 10 % of the spre
 # --- environment ---------------------------------------------------------------------------------
 
 
-def stack_env(*, redis_port: int, fake_port: int, workdir: Path) -> dict:
+def stack_env(*, redis_port: int, fake_port: int, workdir: Path, db_name: str = DB_NAME) -> dict:
     """What every process of the run sees: the bench process itself, migrate, gunicorn, worker and beat."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TIKTOK_", "DJANGO_", "WRK_"))}
     env.update(
         DJANGO_SETTINGS_MODULE="tracker.settings",
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db_name}",
         REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
         TIKTOK_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
         DEBUG="0",
@@ -119,21 +119,18 @@ def stack_env(*, redis_port: int, fake_port: int, workdir: Path) -> dict:
     return env
 
 
-def recreate_database() -> None:
+def recreate_database(db_name: str = DB_NAME) -> None:
+    drop_database(db_name)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {db_name}")
+
+
+def drop_database(db_name: str = DB_NAME) -> None:
     from django.db import connections
 
     connections.close_all()
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB_NAME}")
-
-
-def drop_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
 
 def postgres_settings() -> dict:

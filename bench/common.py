@@ -245,3 +245,8 @@ def machine_cpu_seconds() -> tuple[float, float]:
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages, as `uptime` prints them."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def rss_mb(pid: int) -> dict[int, float]:
+    """VmRSS (resident set now) of a process and all its descendants, in MB, by pid."""
+    return {current: _status_kb(current, "VmRSS") / 1024 for current in process_tree(pid)}

@@ -169,7 +169,9 @@ class PostbackApi(APIView):
         data = PostbackInput(data=postback_params(raw))
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        click = Click.objects.select_related("link").filter(click_id=fields["click_id"]).first()
+        click = selectors.one_or_none(
+            Click.objects.select_related("link", "campaign__pixel").filter(click_id=fields["click_id"])
+        )
         if click is None:
             raise NotFoundField("click_id", "No click with this click_id.")
         kept = {key[:64]: str(value)[:200] for key, value in list(raw.items())[:MAX_PARAMS_KEPT] if key != "key"}
@@ -196,7 +198,7 @@ class LinkJourneyApi(APIView):
 
     @extend_schema(responses={200: JourneyOutput, **ERROR_RESPONSES})
     def get(self, request, utm_id: str):
-        click = Click.objects.select_related("link", "campaign").filter(click_id=utm_id).first()
+        click = selectors.one_or_none(Click.objects.select_related("link", "campaign").filter(click_id=utm_id))
         if click is not None:
             return Response(selectors.journey_for_click(click))
         link = TrafficSource.objects.select_related("campaign").filter(Q(utm_id=utm_id)).first()
@@ -208,7 +210,7 @@ class LinkJourneyApi(APIView):
 class ClickJourneyApi(APIView):
     @extend_schema(responses={200: JourneyOutput, **ERROR_RESPONSES})
     def get(self, request, click_id: str):
-        click = Click.objects.select_related("link", "campaign").filter(click_id=click_id).first()
+        click = selectors.one_or_none(Click.objects.select_related("link", "campaign").filter(click_id=click_id))
         if click is None:
             raise NotFoundField("click_id", "No click with this click_id.")
         return Response(selectors.journey_for_click(click))

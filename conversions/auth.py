@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
 from conversions.models import ApiKey
+from conversions.selectors import one_or_none
 
 HEADER_KEYWORD = "Api-Key"
 QUERY_PARAMS = ("key", "api_key")
@@ -35,7 +36,7 @@ def api_key_check(raw_key: str) -> ApiKey | None:
     prefix, dot, _ = raw_key.partition(".")
     if not dot or len(prefix) != 8:
         return None
-    api_key = ApiKey.objects.filter(prefix=prefix, is_active=True).first()
+    api_key = one_or_none(ApiKey.objects.filter(prefix=prefix, is_active=True))
     if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_key(raw_key)):
         return None
     now = timezone.now()

@@ -8,8 +8,8 @@ allocated before a neighbour's may commit a moment after it, and must not be ski
 
 from datetime import UTC, date, datetime, timedelta
 
-from django.db import transaction
-from django.db.models import Count, F, Max, Q
+from django.db import connection, transaction
+from django.db.models import Count, F, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -17,6 +17,18 @@ from conversions.models import BotStart, Click, DailyStats, RollupCursor
 
 SETTLE_S = 2
 MAX_ROWS_PER_REFRESH = 200_000
+
+
+def step_end(rows, size: int) -> int | None:
+    """The id that ends a step of at most `size` of `rows` (after a cursor): the size-th id, or the last.
+
+    Counted in rows, not in ids: ids have gaps (rolled-back inserts), and a step bounded by
+    `cursor + size` would stop advancing for good at a gap wider than the step."""
+    # One index range scan of at most `size` rows ("id IN (subquery)" made PostgreSQL scan the table).
+    sql, params = rows.order_by("id").values("id")[:size].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(step.id) FROM ({sql}) step", params)
+        return cursor.fetchone()[0]
 
 
 def click_counts(queryset):
@@ -67,9 +79,8 @@ def rollup_refresh() -> dict[str, int]:
     for name, (model, counts, counters) in SOURCES.items():
         with transaction.atomic():
             cursor = _locked_cursor(name)
-            upper = model.objects.filter(
-                id__gt=cursor.last_id, id__lte=cursor.last_id + MAX_ROWS_PER_REFRESH, created_at__lt=settled_before
-            ).aggregate(upper=Max("id"))["upper"]
+            upper = step_end(model.objects.filter(id__gt=cursor.last_id, created_at__lt=settled_before),
+                             MAX_ROWS_PER_REFRESH)  # fmt: skip
             if upper is None:
                 counted[name] = 0
                 continue

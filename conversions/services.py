@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from conversions.errors import NotFoundField
 from conversions.models import BotStart, Click, Conversion, ConversionStatusChange, Lead, TrafficSource
+from conversions.selectors import one_or_none
 from tiktok_ads import hooks as tiktok_hooks
 
 STATUS_SYNONYMS = {
@@ -41,10 +42,11 @@ class Touch:
 
 def resolve_token(token: str) -> Touch | None:
     """A /start token is a click id (exact) or a plain utm_id (the link only)."""
-    click = Click.objects.select_related("link", "campaign").filter(click_id=token).first()
+    # The campaigns come with their pixel: the funnel's TikTok event needs it in the same request.
+    click = one_or_none(Click.objects.select_related("link__campaign__pixel", "campaign__pixel").filter(click_id=token))
     if click is not None and click.link_id is not None:
         return Touch(link=click.link, click=click)
-    link = TrafficSource.objects.select_related("campaign").filter(utm_id=token).first()
+    link = one_or_none(TrafficSource.objects.select_related("campaign__pixel").filter(utm_id=token))
     if link is not None:
         return Touch(link=link, click=None)
     return None
@@ -118,7 +120,7 @@ def _bot_start_once(*, lead, touch, token, referrer, now) -> tuple[BotStart, boo
         with transaction.atomic():
             start = BotStart.objects.create(
                 lead=lead,
-                campaign_id=touch.link.campaign_id,
+                campaign=touch.link.campaign,
                 link=touch.link,
                 click=touch.click,
                 token=token,
@@ -137,7 +139,9 @@ def lead_for_customer(customer_id: str) -> Lead | None:
         raw = raw[len("telegram_") :]
     if not raw.isdigit() or len(raw) > 19:
         return None
-    return Lead.objects.select_related("click", "link").filter(telegram_user_id=int(raw)).first()
+    return one_or_none(
+        Lead.objects.select_related("click__campaign__pixel", "link__campaign__pixel").filter(telegram_user_id=int(raw))
+    )
 
 
 @dataclass(frozen=True)
@@ -212,7 +216,7 @@ def conversion_record(
         public_id=secrets.token_urlsafe(12),
         dedup_key=dedup_key,
         source=source,
-        campaign_id=touch.click.campaign_id if touch.click is not None else touch.link.campaign_id,
+        campaign=touch.click.campaign if touch.click is not None else touch.link.campaign,
         link=touch.link,
         click=touch.click,
         lead=lead,

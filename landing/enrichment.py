@@ -114,7 +114,9 @@ def _geoip_reader():
     return geoip2.database.Reader(path)
 
 
-@lru_cache(maxsize=65536)
+# Small on purpose: a viral crowd is mostly new addresses, so a big cache would mostly hold memory
+# (about 300 bytes an entry in every web worker); repeat visitors and the bot's own calls still hit it.
+@lru_cache(maxsize=4096)
 def locate(ip: str | None) -> Place:
     if not ip:
         return Place()

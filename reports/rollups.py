@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Q, Sum, Value
+from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, NullIf, TruncDate, TruncHour
 from django.utils import timezone
 
 from conversions.models import BotStart, Click, Conversion, ConversionStatusChange, RollupCursor
+from conversions.rollups import step_end
 from reports.models import (
     DETAIL_DIMENSIONS,
     ConversionDay,
@@ -232,9 +233,8 @@ def _refresh_appended(name: str, model, counts, settled_before: datetime) -> int
         cursor = _locked_cursor(CURSORS[name], wait=False)
         if cursor is None:
             return 0
-        upper = model.objects.filter(
-            id__gt=cursor.last_id, id__lte=cursor.last_id + MAX_ROWS_PER_REFRESH, created_at__lt=settled_before
-        ).aggregate(upper=Max("id"))["upper"]
+        upper = step_end(model.objects.filter(id__gt=cursor.last_id, created_at__lt=settled_before),
+                         MAX_ROWS_PER_REFRESH)  # fmt: skip
         if upper is None:
             return 0
         new_rows = model.objects.filter(id__gt=cursor.last_id, id__lte=upper)
@@ -250,10 +250,8 @@ def _refresh_conversions(settled_before: datetime) -> int:
         cursor = _locked_cursor(CURSORS["conversions"], wait=False)
         if cursor is None:
             return 0
-        changes = ConversionStatusChange.objects.filter(
-            id__gt=cursor.last_id, id__lte=cursor.last_id + MAX_ROWS_PER_REFRESH, created_at__lt=settled_before
-        )
-        upper = changes.aggregate(upper=Max("id"))["upper"]
+        changes = ConversionStatusChange.objects.filter(id__gt=cursor.last_id, created_at__lt=settled_before)
+        upper = step_end(changes, MAX_ROWS_PER_REFRESH)
         if upper is None:
             return 0
         changed = ConversionStatusChange.objects.filter(id__gt=cursor.last_id, id__lte=upper)

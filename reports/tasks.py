@@ -9,11 +9,15 @@ CATCH_UP_BUDGET_S = 30
 
 @shared_task(ignore_result=True)
 def report_rollup_refresh():
-    """Refresh in committed steps until up to date or the budget is spent (the next run goes on)."""
+    """Refresh in committed steps while a step is full (a backlog), until the budget is spent.
+
+    A step that was not full means the tables are up to date: looping on would recount the current
+    hour's conversions again and again while a burst of them arrives."""
+    from reports.rollups import MAX_ROWS_PER_REFRESH
     from reports.rollups import report_rollup_refresh as refresh
 
     started = time.monotonic()
-    while any(refresh().values()) and time.monotonic() - started < CATCH_UP_BUDGET_S:
+    while max(refresh().values()) >= MAX_ROWS_PER_REFRESH and time.monotonic() - started < CATCH_UP_BUDGET_S:
         pass
 
 

@@ -163,6 +163,23 @@ class TikTokClient:
         rows: list[list[str | None]],
     ) -> TikTokResponse:
         """Add or delete members; each row holds one hashed id per `id_schema` entry."""
+        return self.send(
+            self.prepare_audience_members(
+                advertiser_id=advertiser_id, audience_id=audience_id, action=action, id_schema=id_schema, rows=rows
+            )
+        )
+
+    def prepare_audience_members(
+        self,
+        *,
+        advertiser_id: str,
+        audience_id: str,
+        action: str,
+        id_schema: list[str],
+        rows: list[list[str | None]],
+    ) -> "PreparedPost":
+        """The members request, serialised, for send(): a caller that takes a rate-limit slot per request
+        builds the (large) body first, so the request leaves as soon as the slot is granted."""
         if action not in ("add", "delete"):
             raise ValueError(f"action must be 'add' or 'delete', got {action!r}")
         body = {
@@ -171,7 +188,11 @@ class TikTokClient:
             "id_schema": list(id_schema),
             "batch_data": build_batch_data(audience_id, id_schema, rows),
         }
-        return self._post(AUDIENCE_MAPPING_PATH, body)
+        return PreparedPost(AUDIENCE_MAPPING_PATH, json.dumps(body))
+
+    def send(self, prepared: "PreparedPost") -> TikTokResponse:
+        http_response = self._send(prepared.path, prepared.data)
+        return parse_response(http_response.status_code, http_response.text)
 
     # --- transport ----------------------------------------------------------------
 
@@ -179,10 +200,9 @@ class TikTokClient:
         self.session.close()
 
     def _post(self, path: str, body: dict) -> TikTokResponse:
-        http_response = self._send(path, body)
-        return parse_response(http_response.status_code, http_response.text)
+        return self.send(PreparedPost(path, json.dumps(body)))
 
-    def _send(self, path: str, body: dict) -> requests.Response:
+    def _send(self, path: str, data: str) -> requests.Response:
         headers = {
             "Access-Token": self.access_token,
             "Content-Type": "application/json",
@@ -190,7 +210,7 @@ class TikTokClient:
         try:
             return self.session.post(
                 self.base_url + path,
-                data=json.dumps(body),
+                data=data,
                 headers=headers,
                 timeout=self.timeout,
             )
@@ -201,6 +221,12 @@ class TikTokClient:
         except requests.RequestException as exc:
             # Connection refused/reset, broken chunked body, ...: transient by nature.
             raise TikTokError(f"connection error: {exc}", retryable=True) from exc
+
+
+@dataclass(frozen=True)
+class PreparedPost:
+    path: str
+    data: str  # the JSON body
 
 
 def build_batch_data(audience_id: str, id_schema: list[str], rows: list[list[str | None]]) -> list[list[dict]]:

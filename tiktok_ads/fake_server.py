@@ -22,6 +22,7 @@ answers HTTP 200 with a non-zero `code` for every API-level error.
 """
 
 import argparse
+import bisect
 import contextlib
 import copy
 import ipaddress
@@ -527,14 +528,17 @@ class FakeTikTok:
 
     # --- request handling (called from server threads) ---
 
-    def handle(self, method: str, path: str, headers: dict, raw_body: bytes, query: str = "") -> Answer:
+    def handle(
+        self, method: str, path: str, headers: dict, raw_body: bytes, query: str = "", arrived: float | None = None
+    ) -> Answer:
+        """`arrived`: when the request line was read (monotonic), which the rate limit counts."""
         if path.startswith(CONTROL_PREFIX):
             return self._control(method, path, raw_body)
         if path in LOGIN_PATHS:
             return self._login(method, path, query, headers, raw_body)
-        return self._api(method, path, headers, raw_body)
+        return self._api(method, path, headers, raw_body, arrived=time.monotonic() if arrived is None else arrived)
 
-    def _api(self, method: str, path: str, headers: dict, raw_body: bytes) -> Answer:
+    def _api(self, method: str, path: str, headers: dict, raw_body: bytes, *, arrived: float) -> Answer:
         body = _parse_json(raw_body)
         route = self._routes.get(path)
         if route is None or method != "POST":
@@ -548,7 +552,7 @@ class FakeTikTok:
         fault = self._take_fault()
         if fault is not None:
             return self._faulty_answer(fault, path, headers, body)
-        if self._over_rate_limit():
+        if self._over_rate_limit(arrived):
             return self._record(path, headers, body, api_answer(RATE_LIMITED))
         token = headers.get("Access-Token") or ""
         try:
@@ -582,17 +586,21 @@ class FakeTikTok:
             self._stopping.wait(self.timeout_delay)
         return answer
 
-    def _over_rate_limit(self) -> bool:
-        """Sliding window over all API endpoints; only admitted requests fill the window."""
+    def _over_rate_limit(self, arrived: float) -> bool:
+        """Sliding window over all API endpoints; only admitted requests fill the window.
+
+        Counted by arrival, as a gateway counts: not by when this server got round to the request
+        after reading and parsing its body (a 10,000-member batch takes it tens of ms, more when
+        several are parsed at once), which would bunch requests that arrived properly spaced."""
         if not self.rate_limit:
             return False
-        now = time.monotonic()
         with self._lock:
-            while self._recent_hits and self._recent_hits[0] <= now - self.rate_period_s:
+            while self._recent_hits and self._recent_hits[0] <= time.monotonic() - 2 * self.rate_period_s:
                 self._recent_hits.popleft()
-            if len(self._recent_hits) >= self.rate_limit:
+            window_start = arrived - self.rate_period_s
+            if sum(1 for hit in self._recent_hits if window_start < hit <= arrived) >= self.rate_limit:
                 return True
-            self._recent_hits.append(now)
+            bisect.insort(self._recent_hits, arrived)
             return False
 
     def _record(self, path: str, headers: dict, body, answer: Answer, fault: str | None = None) -> Answer:
@@ -680,25 +688,53 @@ class FakeTikTok:
         return api_answer(OK)
 
     def _validated_mapping_rows(self, batch_data, id_schema: list[str], advertiser_ids: set[str]) -> list[tuple]:
-        """Check every row before touching state: one bad row rejects the whole batch."""
+        """Check every row before touching state: one bad row rejects the whole batch.
+
+        A request carries up to 10,000 rows: a valid row takes a quick path (no error location formatted,
+        each audience looked up once per request); anything else goes through the checks that name it.
+        """
         _check(
             isinstance(batch_data, list) and batch_data != [],
             "batch_data",
             "must be a non-empty list",
         )
         changes = []
+        audiences_ok: set[str] = set()
         for row_index, row in enumerate(batch_data):
-            where = f"batch_data[{row_index}]"
-            _check(isinstance(row, list), where, "must be a list")
-            _check(
-                len(row) == len(id_schema),
-                where,
-                f"has {len(row)} entries, id_schema has {len(id_schema)}",
-            )
-            _check(any(row), where, "has no id at all")
+            if not (isinstance(row, list) and len(row) == len(id_schema) and any(row)):
+                _check_row(row, f"batch_data[{row_index}]", len(id_schema))
             for column, (id_type, entry) in enumerate(zip(id_schema, row, strict=True)):
-                changes.extend(self._validated_entry(entry, id_type, advertiser_ids, f"{where}[{column}]"))
+                if self._entry_ok(entry, id_type, advertiser_ids, audiences_ok):
+                    if entry:
+                        changes.extend((audience_id, id_type, entry["id"]) for audience_id in entry["audience_ids"])
+                else:
+                    where = f"batch_data[{row_index}][{column}]"
+                    changes.extend(self._validated_entry(entry, id_type, advertiser_ids, where))
         return changes
+
+    def _entry_ok(self, entry, id_type: str, advertiser_ids: set[str], audiences_ok: set[str]) -> bool:
+        """True when _validated_entry would accept the entry (the same checks, without the messages)."""
+        if not isinstance(entry, dict):
+            return False
+        if not entry:
+            return True
+        if not _is_digest(entry.get("id"), ID_SCHEMA_DIGEST_LENGTH[id_type]):
+            return False
+        audience_ids = entry.get("audience_ids")
+        if not (isinstance(audience_ids, list) and audience_ids != []):
+            return False
+        for audience_id in audience_ids:
+            if not isinstance(audience_id, str):
+                return False
+            if audience_id not in audiences_ok:
+                if not self._audience_ok(audience_id, advertiser_ids):
+                    return False
+                audiences_ok.add(audience_id)
+        return True
+
+    def _audience_ok(self, audience_id: str, advertiser_ids: set[str]) -> bool:
+        audience = self._audiences.get(audience_id)
+        return audience is not None and audience["type"] != "LOOKALIKE" and audience["advertiser_id"] in advertiser_ids
 
     def _validated_entry(self, entry, id_type: str, advertiser_ids: set[str], where: str) -> list[tuple]:
         _check(
@@ -1021,6 +1057,12 @@ def _check_audience_name(name) -> None:
     )
 
 
+def _check_row(row, where: str, width: int) -> None:
+    _check(isinstance(row, list), where, "must be a list")
+    _check(len(row) == width, where, f"has {len(row)} entries, id_schema has {width}")
+    _check(any(row), where, "has no id at all")
+
+
 def _validated_id_schema(id_schema) -> list[str]:
     _check(
         isinstance(id_schema, list) and id_schema != [],
@@ -1084,11 +1126,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
+        arrived = time.monotonic()  # request line and headers read, body not yet
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
         headers = {name: self.headers[name] for name in INTERESTING_HEADERS if name in self.headers}
         target = urlsplit(self.path)
-        answer = self.server.fake.handle(method, target.path, headers, raw_body, query=target.query)
+        answer = self.server.fake.handle(method, target.path, headers, raw_body, query=target.query, arrived=arrived)
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._reply(answer)  # fails only when the client gave up first (timeouts)
 

@@ -8,7 +8,8 @@ import pytest
 from django.db import connection
 from phonenumbers import PhoneNumberType
 
-from audiences.customer_files import phone_hash
+from audiences import services
+from audiences.customer_files import FileProblem, phone_hash, read_ahead
 from audiences.models import Audience, AudienceMember, CustomerFileImport
 from audiences.services import audience_create, customer_file_import
 from tests.audiences.conftest import email_sha, phone_sha
@@ -224,3 +225,60 @@ def test_the_database_itself_refuses_anything_but_a_lowercase_sha256(customers, 
                                       changed_at="2025-01-01T00:00:00Z")  # fmt: skip
     AudienceMember.objects.create(audience=customers, id_type="EMAIL_SHA256", id_hash="0" * 64,
                                   changed_at="2025-01-01T00:00:00Z")  # fmt: skip
+
+
+# --- large files: inserted chunk by chunk while the rest is read -----------------------------------
+
+
+@pytest.fixture
+def chunks_of_two(monkeypatch):
+    """Files inserted two ids at a time."""
+    monkeypatch.setattr(services, "COPY_BLOCK", 1)
+    monkeypatch.setattr(services, "FILE_CHUNK_IDS", 2)
+
+
+def test_a_file_inserted_in_chunks_gives_the_same_members_and_report(customers, chunks_of_two):
+    test_good_bad_and_duplicate_rows_give_the_right_members_and_a_precise_report(customers)
+
+
+def test_people_coming_back_are_counted_once_however_the_file_is_cut(customers, chunks_of_two):
+    upload(customers, "email\nana@example.com\nbob@example.com\ncleo@example.com\n")
+    AudienceMember.objects.filter(audience=customers).update(state="removed")
+    AudienceMember.objects.filter(audience=customers, id_hash=email_sha("cleo@example.com")).update(state="added")
+
+    text = "email\nx@example.com\nana@example.com\ny@example.com\nbob@example.com\nana@example.com\ncleo@example.com\n"
+    report = upload(customers, text)
+
+    assert (report.ids_total, report.ids_changed, report.duplicates) == (6, 4, 2)  # x, y new; ana, bob back
+    assert members(customers) == {
+        ("EMAIL_SHA256", email_sha(email)) for email in ("x@example.com", "y@example.com", "ana@example.com",
+                                                          "bob@example.com")
+    }  # fmt: skip
+
+
+def test_replace_in_chunks_keeps_only_the_people_in_the_file(customers, chunks_of_two):
+    test_replace_mode_keeps_only_the_people_in_the_file(customers)
+
+
+def test_a_file_broken_after_some_chunks_were_inserted_imports_nothing(customers, chunks_of_two):
+    test_a_broken_csv_imports_nothing_and_names_the_line(customers)
+
+
+def test_read_ahead_hands_over_the_readers_error_and_stops_the_reader():
+    read = []
+
+    def items():
+        for n in range(5):
+            read.append(n)
+            yield n
+        raise FileProblem("line 7: broken")
+
+    with pytest.raises(FileProblem, match="line 7"), read_ahead(items(), 2) as chunks:
+        assert next(chunks) == [0, 1]
+        list(chunks)
+    assert read == [0, 1, 2, 3, 4]
+
+    endless = iter(range(10**9))
+    with read_ahead(endless, 3) as chunks:
+        assert next(chunks) == [0, 1, 2]
+    assert next(endless) < 20  # the reader stopped soon after the caller left

@@ -1,13 +1,17 @@
 """The sync over real HTTP to the fake TikTok: batches, only changes, retries, failures, lookalikes."""
 
+import threading
+
 import pytest
 from django.db import connection, connections
 
+from audiences import sync
 from audiences.membership import LOCK_NAMESPACE, StagedIds
 from audiences.models import Audience, AudienceMember, AudienceSync
 from audiences.services import LookalikeParams, audience_create, audience_recreate, lookalike_create
 from audiences.sync import audience_sync
 from tests.audiences.conftest import email_sha, phone_sha
+from tiktok_ads.client import TikTokError, TikTokResponse
 from tiktok_ads.models import Pixel
 
 pytestmark = pytest.mark.django_db
@@ -317,7 +321,8 @@ class FailingFrom:
         return True
 
 
-def test_batches_accepted_before_a_refusal_stay_added(tiktok, pixel, settings):
+def test_batches_accepted_before_a_refusal_stay_added(tiktok, pixel, settings, monkeypatch):
+    monkeypatch.setattr(sync, "IN_FLIGHT", 1)  # one batch at a time: which request fails is certain
     settings.AUDIENCE_SYNC_BATCH_SIZE = 2
     audience = file_audience(pixel)
     audience_sync(audience_id=audience.pk)
@@ -334,3 +339,115 @@ def test_batches_accepted_before_a_refusal_stay_added(tiktok, pixel, settings):
 
     assert (again.ok, again.added, again.requests) == (True, 3, 2)
     assert states(audience) == {"added": 5}
+
+
+# --- several batches in flight ------------------------------------------------------------------
+
+
+class AlwaysFree:
+    def acquire(self, timeout: float) -> bool:
+        return True
+
+
+class ScriptedTikTok:
+    """A client whose answers depend on the batch (named by its first hash); it records every call.
+
+    `refuse`: batches answered 40002. `flaky`: batches answered 50002 (retryable) the first time.
+    `refuse_after`: the refusal waits until that batch was accepted, so both are out at the same time.
+    """
+
+    def __init__(self, *, refuse=(), flaky=(), refuse_after=None):
+        self.refuse, self.flaky, self.refuse_after = set(refuse), set(flaky), refuse_after
+        self.calls, self.accepted = [], set()
+        self.lock = threading.Lock()
+        self.accepted_event = threading.Event()
+
+    def audience_create(self, *, advertiser_id: str, name: str) -> str:
+        return "7000000009"
+
+    def prepare_audience_members(self, **request):
+        return request
+
+    def send(self, prepared):
+        return self.audience_members(**prepared)
+
+    def audience_members(self, *, advertiser_id, audience_id, action, id_schema, rows):
+        first = rows[0][0]
+        with self.lock:
+            retried = first in self.calls
+            self.calls.append(first)
+        if first in self.refuse:
+            if self.refuse_after is not None:
+                assert self.accepted_event.wait(5)
+            raise TikTokError("refused", retryable=False, code=40002)
+        if first in self.flaky and not retried:
+            raise TikTokError("busy", retryable=True, code=50002)
+        with self.lock:
+            self.accepted.update(row[0] for row in rows)
+        if first == self.refuse_after:
+            self.accepted_event.set()
+        return TikTokResponse(code=0, message="OK", request_id="r", data={}, http_status=200, response_text="{}")
+
+    def close(self) -> None:
+        pass
+
+
+def batches_of(audience, size: int) -> list[list[str]]:
+    hashes = sorted(AudienceMember.objects.filter(audience=audience).values_list("id_hash", flat=True))
+    return [hashes[start : start + size] for start in range(0, len(hashes), size)]
+
+
+def added_hashes(audience) -> set[str]:
+    return set(AudienceMember.objects.filter(audience=audience, state="added").values_list("id_hash", flat=True))
+
+
+@pytest.fixture
+def three_in_flight(settings, monkeypatch):
+    monkeypatch.setattr(sync, "IN_FLIGHT", 3)
+    settings.AUDIENCE_SYNC_BATCH_SIZE = 2
+
+
+def test_a_refused_middle_batch_stays_pending_and_the_batches_accepted_meanwhile_are_marked(pixel, three_in_flight):
+    audience = file_audience(pixel)
+    add_members(audience, emails(10))
+    batches = batches_of(audience, 2)
+    tiktok = ScriptedTikTok(refuse=[batches[1][0]], refuse_after=batches[2][0])
+
+    run = audience_sync(audience_id=audience.pk, client=tiktok, limiter=AlwaysFree())
+
+    assert (run.ok, run.code, run.message) == (False, 40002, "refused code=40002 not retryable")
+    assert set(batches[0]) | set(batches[2]) <= tiktok.accepted  # the one before, and one out at the same time
+    assert not set(batches[1]) & tiktok.accepted
+    assert added_hashes(audience) == tiktok.accepted  # marked: exactly what TikTok accepted
+    # Requests: the audience's creation, then the batches.
+    assert (run.added, run.requests, run.retries) == (len(tiktok.accepted), 1 + len(tiktok.calls), 0)
+    assert states(audience) == {"added": len(tiktok.accepted), "pending_add": 10 - len(tiktok.accepted)}
+
+
+def test_no_batch_leaves_after_the_one_that_stopped_the_run(pixel, settings, monkeypatch):
+    monkeypatch.setattr(sync, "IN_FLIGHT", 2)
+    settings.AUDIENCE_SYNC_BATCH_SIZE = 2
+    audience = file_audience(pixel)
+    add_members(audience, emails(10))
+    batches = batches_of(audience, 2)
+    tiktok = ScriptedTikTok(refuse=[batches[0][0]])
+
+    run = audience_sync(audience_id=audience.pk, client=tiktok, limiter=AlwaysFree())
+
+    assert not run.ok
+    assert set(tiktok.calls) <= {batches[0][0], batches[1][0]}  # the second was already out, or not
+    assert run.requests == 1 + len(tiktok.calls)
+    assert added_hashes(audience) == tiktok.accepted
+    assert not set(batches[0]) & tiktok.accepted
+
+
+def test_retries_of_one_batch_while_others_are_out_are_counted_exactly(pixel, three_in_flight):
+    audience = file_audience(pixel)
+    add_members(audience, emails(10))
+    batches = batches_of(audience, 2)
+    tiktok = ScriptedTikTok(flaky=[batches[0][0], batches[3][0]])
+
+    run = audience_sync(audience_id=audience.pk, client=tiktok, limiter=AlwaysFree())
+
+    assert (run.ok, run.added, run.requests, run.retries, run.code) == (True, 10, 1 + 5 + 2, 2, 0)
+    assert states(audience) == {"added": 10}

@@ -87,3 +87,21 @@ def test_clicks_do_not_update_any_shared_row(visit, link, django_assert_max_num_
     statements = [query["sql"].split()[0].upper() for query in queries.captured_queries]
     assert "UPDATE" not in statements
     assert statements.count("INSERT") == 1
+
+
+def test_a_gap_in_the_ids_wider_than_a_step_does_not_stall_the_rollup(link, monkeypatch):
+    from django.utils import timezone
+
+    monkeypatch.setattr(rollups, "MAX_ROWS_PER_REFRESH", 3)
+    earlier = timezone.now() - timedelta(seconds=10)
+    last = Click.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    # Rolled-back inserts leave holes in the sequence; here one far wider than a step.
+    ids = [last + 1, last + 2, last + 10_000, last + 10_001]
+    Click.objects.bulk_create(
+        Click(id=pk, click_id=f"gap{pk}", campaign=link.campaign, link=link, created_at=earlier) for pk in ids
+    )
+
+    assert rollups.rollup_refresh()["clicks"] == 3
+    assert rollups.rollup_refresh()["clicks"] == 1
+    assert rollups.rollup_refresh()["clicks"] == 0
+    assert DailyStats.objects.get(link=link).clicks == 4

@@ -286,3 +286,27 @@ def test_a_daylight_saving_day_has_23_hours(campaign, link):
     }  # fmt: skip
     hours = ReportQuery.for_days(date_from=date(2025, 3, 30), date_to=date(2025, 3, 30), tz=kyiv)
     assert (hours.end - hours.start) == timedelta(hours=23)
+
+
+def test_the_task_steps_through_a_backlog_and_stops_when_a_step_is_not_full(campaign, link, monkeypatch):
+    from django.utils import timezone
+
+    from reports import rollups, tasks
+    from reports.models import TrafficHour
+
+    monkeypatch.setattr(rollups, "MAX_ROWS_PER_REFRESH", 2)
+    steps = []
+    real_refresh = rollups.report_rollup_refresh
+    monkeypatch.setattr(rollups, "report_rollup_refresh", lambda: steps.append(real_refresh()) or steps[-1])
+    Click.objects.bulk_create(
+        Click(click_id=f"backlog{n}", campaign=campaign, link=link, created_at=timezone.now() - timedelta(seconds=10))
+        for n in range(5)
+    )
+
+    tasks.report_rollup_refresh()
+
+    assert [step["clicks"] for step in steps] == [2, 2, 1]  # a step of 1 < 2: up to date, no fourth step
+    assert sum(TrafficHour.objects.values_list("clicks", flat=True)) == 5
+    steps.clear()
+    tasks.report_rollup_refresh()
+    assert steps == [{"clicks": 0, "starts": 0, "conversions": 0}]
