@@ -28,8 +28,8 @@ from django.utils import timezone
 
 from audiences.membership import audience_lock, mark_sent, pending_batch, rule_refresh_members
 from audiences.models import Audience, AudienceMember, AudienceSync
-from audiences.tiktok import AudienceClient, client_for_pixel
-from tiktok_ads.client import TikTokError
+from audiences.tiktok import client_for_pixel
+from tiktok_ads.client import TikTokClient, TikTokError
 from tiktok_ads.limits import request_limiter
 from tiktok_ads.models import Pixel
 
@@ -71,7 +71,7 @@ def audience_sync(
     audience_id: int,
     trigger: str = "beat",
     time_budget_s: float | None = None,
-    client: AudienceClient | None = None,
+    client: TikTokClient | None = None,
     limiter=None,
 ) -> AudienceSync | None:
     """Refresh a rule audience and send the audience's pending changes; returns the recorded run.
@@ -102,7 +102,7 @@ class _SyncRun:
         self._halt = threading.Event()
 
     @property
-    def client(self) -> AudienceClient:
+    def client(self) -> TikTokClient:
         if self._client is None:
             self._client = client_for_pixel(self.audience.pixel)
         return self._client

@@ -44,12 +44,11 @@ import requests
 from common import (
     BIN,
     ROOT,
-    BenchTimeout,
     Process,
-    cancel_hard_cap,
     cpu_seconds_by_pid,
     free_port,
     git_revision,
+    guarded,
     hard_cap,
     load_average,
     machine,
@@ -949,18 +948,10 @@ def main(argv=None) -> int:
     django.setup()
     about = {**describe_machine(), "duration": args.duration}
     print(json.dumps(about), flush=True)
-    results, failed = {}, False
-    try:
+    results = {}
+    with guarded(workdir, keep_logs=args.keep_logs) as outcome:
         results = run(args, env=env, ports=ports, workdir=workdir, deadline=deadline)
-    except (BenchTimeout, RuntimeError) as error:
-        failed = True
-        print(f"\nbenchmark stopped: {error}", flush=True)
-    finally:
-        cancel_hard_cap()
-        if args.keep_logs or failed:
-            print(f"logs: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    failed = outcome["failed"]
     about["load_after"] = load_average()
     results.update(machine=about, total_s=round(time.monotonic() - started))
     if results.get("configs"):

@@ -250,3 +250,22 @@ def load_average() -> str:
 def rss_mb(pid: int) -> dict[int, float]:
     """VmRSS (resident set now) of a process and all its descendants, in MB, by pid."""
     return {current: _status_kb(current, "VmRSS") / 1024 for current in process_tree(pid)}
+
+
+@contextlib.contextmanager
+def guarded(workdir: Path, *, keep_logs: bool):
+    """The body of a benchmark's main(): a timeout or a stack that failed is reported, not raised; then the
+    hard cap is cancelled and the work folder removed (kept when asked, or when the run failed).
+    Yields a dict whose "failed" tells how the body ended."""
+    outcome = {"failed": False}
+    try:
+        yield outcome
+    except (BenchTimeout, RuntimeError) as error:
+        outcome["failed"] = True
+        print(f"\nbenchmark stopped: {error}", flush=True)
+    finally:
+        cancel_hard_cap()
+        if keep_logs or outcome["failed"]:
+            print(f"logs: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

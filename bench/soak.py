@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -56,10 +55,9 @@ from clicks import (
 )
 from common import (
     ROOT,
-    BenchTimeout,
-    cancel_hard_cap,
     free_port,
     git_revision,
+    guarded,
     hard_cap,
     load_average,
     machine,
@@ -440,18 +438,10 @@ def main(argv=None) -> int:
     django.setup()
     about = {**machine(), "revision": git_revision(), "load_before": load_average(),
              "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}  # fmt: skip
-    results, failed = {}, False
-    try:
+    results = {}
+    with guarded(workdir, keep_logs=args.keep_logs) as outcome:
         results = run(args, env=env, ports=ports, workdir=workdir)
-    except (BenchTimeout, RuntimeError) as error:
-        failed = True
-        print(f"\nsoak stopped: {error}", flush=True)
-    finally:
-        cancel_hard_cap()
-        if args.keep_logs or failed:
-            print(f"logs: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    failed = outcome["failed"]
     about["load_after"] = load_average()
     results["machine"] = about
     if args.json:

@@ -16,7 +16,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,11 +31,10 @@ import requests
 from common import (
     BIN,
     ROOT,
-    BenchTimeout,
     Process,
-    cancel_hard_cap,
     free_port,
     git_revision,
+    guarded,
     hard_cap,
     machine,
     peak_rss_mb,
@@ -469,21 +467,13 @@ def main(argv=None) -> int:
     about = {**machine(), "postgres": postgres_version(), "revision": git_revision(),
              "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}  # fmt: skip
     print(json.dumps(about), flush=True)
-    results, failed = [], False
-    try:
+    results = []
+    with guarded(workdir, keep_logs=args.keep_logs) as outcome:
         for workers in args.workers:
             deadline = started + args.cap - TEARDOWN_RESERVE_S
             results.append(run_once(events=args.events, workers=workers, env=env, ports=ports, workdir=workdir,
                                     deadline=deadline))  # fmt: skip
-    except (BenchTimeout, RuntimeError) as error:
-        failed = True
-        print(f"\nbenchmark stopped: {error}", flush=True)
-    finally:
-        cancel_hard_cap()
-        if args.keep_logs or failed:
-            print(f"logs: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    failed = outcome["failed"]
     if results:
         print("\n" + markdown_table(results))
     if args.json:

@@ -14,6 +14,7 @@ DEFAULT_BASE_URL = "https://business-api.tiktok.com"
 EVENT_TRACK_PATH = "/open_api/v1.3/event/track/"
 AUDIENCE_PATH = "/open_api/v1.3/segment/audience/"
 AUDIENCE_MAPPING_PATH = "/open_api/v1.3/segment/mapping/"
+LOOKALIKE_PATH = "/open_api/v1.3/dmp/custom_audience/lookalike/create/"
 
 RESPONSE_TEXT_LIMIT = 2000
 MAX_EVENTS_PER_REQUEST = 1000  # seed and TIKTOK.md: up to 1,000 items in `data`
@@ -138,20 +139,27 @@ class TikTokClient:
             "custom_audience_name": name,
             "action": "create",
         }
-        response = self._post(AUDIENCE_PATH, body)
-        data = response.data if isinstance(response.data, dict) else {}
-        audience_id = data.get("audience_id")
-        if not audience_id:
-            # Not retryable: the audience may exist already, a retry could create a twin.
-            raise TikTokError(
-                "audience created but no data.audience_id in the answer",
-                retryable=False,
-                code=response.code,
-                http_status=response.http_status,
-                request_id=response.request_id,
-                response_text=response.response_text,
-            )
-        return str(audience_id)
+        return _created_audience_id(self._post(AUDIENCE_PATH, body), "audience")
+
+    def lookalike_create(
+        self,
+        *,
+        advertiser_id: str,
+        name: str,
+        source_audience_id: str,
+        audience_size: str,
+        location_ids: list[str],
+        include_source: bool = False,
+    ) -> str:
+        """Create a lookalike of an audience (TIKTOK.md "Audiences"); returns its audience id."""
+        spec = {
+            "source_audience_id": source_audience_id,
+            "audience_size": audience_size,
+            "include_source": include_source,
+            "location_ids": list(location_ids),
+        }
+        body = {"advertiser_id": advertiser_id, "custom_audience_name": name, "lookalike_spec": spec}
+        return _created_audience_id(self._post(LOOKALIKE_PATH, body), "lookalike")
 
     def audience_members(
         self,
@@ -282,6 +290,22 @@ def parse_response(http_status: int, text: str) -> TikTokResponse:
         http_status=http_status,
         response_text=text[:RESPONSE_TEXT_LIMIT],
     )
+
+
+def _created_audience_id(response: TikTokResponse, what: str) -> str:
+    data = response.data if isinstance(response.data, dict) else {}
+    audience_id = data.get("audience_id")
+    if not audience_id:
+        # Not retryable: the audience may exist already, a retry could create a twin.
+        raise TikTokError(
+            f"{what} created but no data.audience_id in the answer",
+            retryable=False,
+            code=response.code,
+            http_status=response.http_status,
+            request_id=response.request_id,
+            response_text=response.response_text,
+        )
+    return str(audience_id)
 
 
 def _json_object_or_none(text: str) -> dict | None:
