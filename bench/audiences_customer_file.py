@@ -33,13 +33,23 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import psycopg
 import requests
-from common import ROOT, Process, free_port, git_revision, hard_cap, machine, start_redis, tcp_answers, wait_until
-from cryptography.fernet import Fernet
+from common import (
+    ROOT,
+    bench_env,
+    drop_database,
+    free_port,
+    git_revision,
+    hard_cap,
+    machine,
+    migrate,
+    postgres_version,
+    recreate_database,
+    start_fake,
+    start_redis,
+)
 
 DB_NAME = "tracker_bench_audiences"
-PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 PIXEL_CODE = "BENCH0AUDIENCES01"
 ACCESS_TOKEN = "bench-audiences-token-000000000000"
 ADVERTISER_ID = "7000000000001"
@@ -89,41 +99,15 @@ def write_file(path: Path, rows: int) -> dict:
 # --- set-up --------------------------------------------------------------------------------------
 
 
-def bench_env(*, redis_port: int, fake_port: int, workdir: Path) -> dict:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("TIKTOK_", "DJANGO_", "AUDIENCE_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="tracker.settings",
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-        TIKTOK_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
-        DEBUG="0",
-        SECRET_KEY="bench-" + Fernet.generate_key().decode(),
-        TIKTOK_TOKEN_KEYS=Fernet.generate_key().decode(),
-        VAR_DIR=str(workdir / "var"),
+def stack_env(*, redis_port: int, fake_port: int, workdir: Path) -> dict:
+    return bench_env(
+        db_name=DB_NAME,
+        workdir=workdir,
+        redis_port=redis_port,
+        fake_port=fake_port,
+        drop=("TIKTOK_", "DJANGO_", "AUDIENCE_"),
         AUDIENCE_UPLOAD_DIR=str(workdir / "uploads"),
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
     )
-    return env
-
-
-def recreate_database() -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB_NAME}")
-
-
-def drop_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-
-
-def postgres_version() -> str:
-    with psycopg.connect(PG_ADMIN_URL) as admin:
-        return admin.execute("SHOW server_version").fetchone()[0]
 
 
 def run_checked(argv: list[str], env: dict, timeout: float) -> str:
@@ -131,14 +115,6 @@ def run_checked(argv: list[str], env: dict, timeout: float) -> str:
     if done.returncode:
         raise RuntimeError(f"{' '.join(argv[:4])} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done.stdout
-
-
-def start_fake(port: int, env: dict, logdir: Path) -> Process:
-    argv = [sys.executable, "-m", "tiktok_ads.fake_server", "--port", str(port), "--rate-limit", "10",
-            "--pixel", f"{PIXEL_CODE}:{ACCESS_TOKEN}"]  # fmt: skip
-    process = Process("fake-tiktok", argv, env=env, logdir=logdir)
-    wait_until(lambda: tcp_answers(port), timeout=15, what="the fake TikTok")
-    return process
 
 
 def upload(path: Path) -> dict:
@@ -259,17 +235,18 @@ def main() -> int:
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="bench-audiences-"))
     ports = {"redis": free_port(), "fake": free_port()}
-    env = bench_env(redis_port=ports["redis"], fake_port=ports["fake"], workdir=workdir)
+    env = stack_env(redis_port=ports["redis"], fake_port=ports["fake"], workdir=workdir)
     os.environ.update(env)
     with ExitStack() as stack:
         stack.callback(lambda: subprocess.run(["rm", "-rf", str(workdir)], check=False))
         print(f"Writing a {options.rows:,}-row customer file…", flush=True)
         path = workdir / "customers.csv"
         shape = write_file(path, options.rows)
-        recreate_database()
-        stack.callback(drop_database)
-        run_checked([sys.executable, "manage.py", "migrate", "--noinput"], env, 300)
-        for process in (start_redis(ports["redis"], env, workdir), start_fake(ports["fake"], env, workdir)):
+        recreate_database(DB_NAME)
+        stack.callback(drop_database, DB_NAME)
+        migrate(env, timeout=300)
+        fake = start_fake(ports["fake"], env, workdir, pixels={PIXEL_CODE: ACCESS_TOKEN})
+        for process in (start_redis(ports["redis"], env, workdir), fake):
             stack.callback(process.stop)
 
         import django

@@ -26,7 +26,6 @@ called.
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
 import statistics
@@ -43,9 +42,13 @@ import psycopg
 import requests
 from common import (
     BIN,
+    PG_ADMIN_URL,
+    README,
     ROOT,
     Process,
+    bench_env,
     cpu_seconds_by_pid,
+    drop_database,
     free_port,
     git_revision,
     guarded,
@@ -53,19 +56,20 @@ from common import (
     load_average,
     machine,
     machine_cpu_seconds,
+    migrate,
     peak_rss_mb,
     process_tree,
+    recreate_database,
+    start_beat,
     start_redis,
-    tcp_answers,
     wait_until,
+    write_readme_section,
 )
-from cryptography.fernet import Fernet
+from common import start_fake as common_start_fake
 
 DB_NAME = "tracker_bench_clicks"
-PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 WRK_DIR = ROOT / "bench" / "wrk"
-README = ROOT / "bench" / "README.md"
 PIXEL_CODE = "BENCH0CLICKS000001"
 ACCESS_TOKEN = "bench-clicks-access-token-000000000"
 USER_AGENT = (
@@ -99,37 +103,10 @@ HOT_VS_SPREAD_TOLERANCE = 0.9  # "as fast": the hot link within 10 % of the spre
 
 
 def stack_env(*, redis_port: int, fake_port: int, workdir: Path, db_name: str = DB_NAME) -> dict:
-    """What every process of the run sees: the bench process itself, migrate, gunicorn, worker and beat."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("TIKTOK_", "DJANGO_", "WRK_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="tracker.settings",
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db_name}",
-        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-        TIKTOK_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
-        DEBUG="0",
-        SECRET_KEY="bench-" + Fernet.generate_key().decode(),
-        TIKTOK_TOKEN_KEYS=Fernet.generate_key().decode(),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        BENCH_ENDPOINTS="1",
-        VAR_DIR=str(workdir / "var"),
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def recreate_database(db_name: str = DB_NAME) -> None:
-    drop_database(db_name)
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {db_name}")
-
-
-def drop_database(db_name: str = DB_NAME) -> None:
-    from django.db import connections
-
-    connections.close_all()
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+    """common.bench_env with what gunicorn needs here: the loopback host and the bare /bench/redirect."""
+    return bench_env(db_name=db_name, workdir=workdir, redis_port=redis_port, fake_port=fake_port,
+                     drop=("TIKTOK_", "DJANGO_", "WRK_"), ALLOWED_HOSTS="127.0.0.1,localhost",
+                     BENCH_ENDPOINTS="1")  # fmt: skip
 
 
 def postgres_settings() -> dict:
@@ -138,30 +115,14 @@ def postgres_settings() -> dict:
                 for name in ("server_version", "max_connections", "shared_buffers", "synchronous_commit")}  # fmt: skip
 
 
-def migrate(env: dict) -> None:
-    done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
-    if done.returncode:
-        raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")
-
-
 def start_fake(port: int, env: dict, logdir: Path) -> Process:
-    argv = [sys.executable, "-m", "tiktok_ads.fake_server", "--port", str(port), "--rate-limit", "10",
-            "--pixel", f"{PIXEL_CODE}:{ACCESS_TOKEN}"]  # fmt: skip
-    process = Process("fake-tiktok", argv, env=env, logdir=logdir)
-    wait_until(lambda: tcp_answers(port), timeout=15, what="the fake TikTok")
-    return process
+    return common_start_fake(port, env, logdir, pixels={PIXEL_CODE: ACCESS_TOKEN})
 
 
 def start_worker(env: dict, logdir: Path) -> Process:
     argv = [str(BIN / "celery"), "-A", "tracker", "worker", "--concurrency=2", "--loglevel=WARNING",
             "-n", f"clicks-{os.getpid()}@%h"]  # fmt: skip
     return Process("celery-worker", argv, env=env, logdir=logdir)
-
-
-def start_beat(env: dict, logdir: Path) -> Process:
-    argv = [str(BIN / "celery"), "-A", "tracker", "beat", "--loglevel=WARNING", "-s", str(logdir / "beat-schedule")]
-    return Process("celery-beat", argv, env=env, logdir=logdir)
 
 
 def start_gunicorn(config: str, env: dict, logdir: Path) -> tuple[Process, str]:
@@ -847,25 +808,10 @@ def markdown(results: dict) -> str:
 
 SECTION_TITLE = "## Click path and intake"
 BEGIN, END = "<!-- bench/clicks.py: figures begin -->", "<!-- bench/clicks.py: figures end -->"
-LIST_LINE = (
-    "- `clicks.py`: the click path (`/l/<utm_id>`, `/click`) and intake (webhook, postback) under wrk\n"
-    "  against gunicorn, next to a bare Django 302; one hot link vs. 1,000 links; rollup freshness; memory."
-)
 
 
 def write_readme(figures: str) -> None:
-    """Replace the figures between the markers of this section (or add the section); the rest is untouched."""
-    text = README.read_text()  # read right before writing: others edit this file too
-    block = f"{BEGIN}\n{figures}\n{END}"
-    if BEGIN in text and END in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, count=1, flags=re.S)
-    else:
-        text = text.rstrip("\n") + f"\n\n{SECTION_TITLE}\n\n{block}\n"
-    if "`clicks.py`" not in text.split("\n## ", 1)[0]:
-        anchor = next((line for line in text.splitlines() if line.startswith("- `tiktok_events.py`")), None)
-        if anchor:
-            text = text.replace(anchor, anchor + "\n" + LIST_LINE, 1)
-    README.write_text(text)
+    write_readme_section(title=SECTION_TITLE, begin=BEGIN, end=END, figures=figures)
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -899,8 +845,8 @@ def run(args, *, env: dict, ports: dict, workdir: Path, deadline: float) -> dict
     logdir = workdir / "logs"
     logdir.mkdir()
     with ExitStack() as teardown:
-        recreate_database()
-        teardown.callback(drop_database)
+        recreate_database(DB_NAME)
+        teardown.callback(drop_database, DB_NAME)
         migrate(env)
         stack = {"redis": start_redis(ports["redis"], env, logdir), "fake": start_fake(ports["fake"], env, logdir)}
         teardown.callback(stack["fake"].stop)

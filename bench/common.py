@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: subprocesses that are always stopped, free ports, the machine.
+"""Helpers shared by the benchmarks: the stack (environment, database, fake TikTok, beat), subprocesses that
+are always stopped, free ports, /proc figures, the machine, bench/README.md sections.
 
 Nothing here imports Django: a benchmark sets its environment first, then calls django.setup().
 """
@@ -6,6 +7,7 @@ Nothing here imports Django: a benchmark sets its environment first, then calls 
 import contextlib
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -14,8 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
+from cryptography.fernet import Fernet
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+README = ROOT / "bench" / "README.md"
+PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
 class BenchTimeout(Exception):
@@ -124,19 +131,19 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
+def _proc_stats():
+    """(pid, the text of /proc/<pid>/stat) of every running process."""
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Field 4 is the parent pid; the command name (field 2) may contain spaces, so split after ')'.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
+        if entry.name.isdigit():
+            try:
+                yield int(entry.name), (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+
+
+def children_of(pid: int) -> list[int]:
+    # Field 4 is the parent pid; the command name (field 2) may contain spaces, so split after ')'.
+    return [child for child, stat in _proc_stats() if int(stat.rsplit(")", 1)[1].split()[1]) == pid]
 
 
 def peak_rss_mb(pid: int) -> dict[int, float]:
@@ -222,16 +229,10 @@ def process_tree(pid: int) -> list[int]:
 def cpu_seconds_by_pid() -> dict[int, tuple[str, float]]:
     """User + system CPU seconds each running process has used so far, with its name: {pid: (name, s)}."""
     found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
+    for pid, stat in _proc_stats():
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat.rsplit(")", 1)[1].split()  # fields[0] is field 3 (state): utime is 14, stime 15
-        found[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+        found[pid] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
     return found
 
 
@@ -269,3 +270,91 @@ def guarded(workdir: Path, *, keep_logs: bool):
             print(f"logs: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- the stack ------------------------------------------------------------------------------------
+
+
+def bench_env(*, db_name: str, workdir: Path, redis_port: int | None = None, fake_port: int | None = None,
+              drop: tuple[str, ...] = ("TIKTOK_", "DJANGO_"), **extra: str) -> dict:  # fmt: skip
+    """What every process of a run sees (the bench process itself, migrate, gunicorn, Celery): production
+    settings on the run's own database, Redis and fake TikTok; variables starting with `drop` left out."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(drop)}
+    env.update(
+        DJANGO_SETTINGS_MODULE="tracker.settings",
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db_name}",
+        DEBUG="0",
+        SECRET_KEY="bench-" + Fernet.generate_key().decode(),
+        TIKTOK_TOKEN_KEYS=Fernet.generate_key().decode(),
+        VAR_DIR=str(workdir / "var"),  # static root and friends out of the checkout
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    if redis_port is not None:
+        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    if fake_port is not None:
+        env["TIKTOK_API_BASE_URL"] = f"http://127.0.0.1:{fake_port}"
+    env.update(extra)
+    return env
+
+
+def _close_django_connections() -> None:
+    """A dropped database must not hold this process's connections (when Django is loaded at all)."""
+    if "django.db" in sys.modules:
+        from django.conf import settings
+
+        if settings.configured:
+            from django.db import connections
+
+            connections.close_all()
+
+
+def drop_database(db_name: str) -> None:
+    _close_django_connections()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+
+
+def recreate_database(db_name: str) -> None:
+    drop_database(db_name)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {db_name}")
+
+
+def postgres_version() -> str:
+    with psycopg.connect(PG_ADMIN_URL) as admin:
+        return admin.execute("SHOW server_version").fetchone()[0]
+
+
+def migrate(env: dict, timeout: float = 180) -> None:
+    done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    if done.returncode:
+        raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")
+
+
+def start_fake(port: int, env: dict, logdir: Path, *, pixels: dict[str, str]) -> Process:
+    """The fake TikTok with its 10 requests/s limit and these pixels (code → access token)."""
+    argv = [sys.executable, "-m", "tiktok_ads.fake_server", "--port", str(port), "--rate-limit", "10"]
+    for code, token in pixels.items():
+        argv += ["--pixel", f"{code}:{token}"]
+    process = Process("fake-tiktok", argv, env=env, logdir=logdir)
+    wait_until(lambda: tcp_answers(port), timeout=15, what="the fake TikTok")
+    return process
+
+
+def start_beat(env: dict, logdir: Path, *, loglevel: str = "WARNING") -> Process:
+    argv = [str(BIN / "celery"), "-A", "tracker", "beat", f"--loglevel={loglevel}", "-s", str(logdir / "beat-schedule")]
+    return Process("celery-beat", argv, env=env, logdir=logdir)
+
+
+def write_readme_section(*, title: str, begin: str, end: str, figures: str) -> None:
+    """Replace the figures between a section's markers in bench/README.md (or add the section at the end);
+    the rest of the file is untouched."""
+    text = README.read_text()  # read right before writing: other benchmarks write this file too
+    block = f"{begin}\n{figures}\n{end}"
+    if begin in text and end in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, count=1, flags=re.S)
+    else:
+        text = text.rstrip("\n") + f"\n\n{title}\n\n{block}\n"
+    README.write_text(text)

@@ -16,17 +16,14 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import psycopg
-from common import ROOT, BenchTimeout, git_revision, hard_cap, machine
+from common import ROOT, BenchTimeout, drop_database, git_revision, hard_cap, machine, migrate, recreate_database
 
 DB_NAME = "tracker_bench_reports"
-PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 CAMPAIGNS, LINKS_PER_CAMPAIGN, DAYS = 20, 10, 35
 END = datetime(2026, 11, 1, tzinfo=UTC)  # fixed, so runs are comparable; the 30-day report ends on Oct 31
 COUNTRIES = ["US", "GB", "DE", "FR", "ES", "IT", "UA", "RO", "PL", "BR", "MX", "TR", "IN", "ID", "PH", "VN",
@@ -62,27 +59,6 @@ def bench_env() -> dict:
                TIKTOK_TOKEN_KEYS="dHJhY2tlci10ZXN0LXN1aXRlLWZlcm5ldC1rZXktMzI=", REPORT_TIME_ZONE="UTC",
                VAR_DIR="/tmp/bench-reports-var")  # fmt: skip
     return env
-
-
-def admin_sql(statement: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(statement)
-
-
-def recreate_database(env: dict) -> None:
-    admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    admin_sql(f"CREATE DATABASE {DB_NAME}")
-    done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    if done.returncode:
-        raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")
-
-
-def drop_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
 
 # --- the ledger ----------------------------------------------------------------------------------
@@ -321,7 +297,8 @@ def main(argv=None) -> int:
     failed = False
     try:
         if not args.reuse_database:
-            recreate_database(env)
+            recreate_database(DB_NAME)
+            migrate(env, timeout=300)
             loaded = load_ledger(clicks=args.clicks, conversions=args.conversions)
             print("loaded", loaded, flush=True)
             rolled = roll_up()
@@ -341,7 +318,7 @@ def main(argv=None) -> int:
 
         signal.alarm(0)
         if not args.keep_database:
-            drop_database()
+            drop_database(DB_NAME)
     return 1 if failed else 0
 
 

@@ -44,30 +44,31 @@ from clicks import (
     WRK,
     WRK_DIR,
     create_fixture,
-    drop_database,
-    migrate,
-    recreate_database,
     stack_env,
-    start_beat,
     start_fake,
     start_gunicorn,
     start_worker,
 )
 from common import (
+    README,
     ROOT,
+    drop_database,
     free_port,
     git_revision,
     guarded,
     hard_cap,
     load_average,
     machine,
+    migrate,
+    recreate_database,
     rss_mb,
+    start_beat,
     start_redis,
     wait_until,
+    write_readme_section,
 )
 
 DB_NAME = "tracker_bench_soak"
-README = ROOT / "bench" / "README.md"
 BEGIN, END = "<!-- soak:begin -->", "<!-- soak:end -->"
 SECTION_TITLE = "## Soak: 10 minutes at half capacity"
 GUNICORN = "sync5"  # what gunicorn.conf.py runs on 2 cores
@@ -362,13 +363,7 @@ def markdown(results: dict) -> str:
 
 
 def write_readme(figures: str) -> None:
-    text = README.read_text()  # read right before writing: other benchmarks write this file too
-    block = f"{BEGIN}\n{figures}\n{END}"
-    if BEGIN in text and END in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, count=1, flags=re.S)
-    else:
-        text = text.rstrip("\n") + f"\n\n{SECTION_TITLE}\n\n{block}\n"
-    README.write_text(text)
+    write_readme_section(title=SECTION_TITLE, begin=BEGIN, end=END, figures=figures)
 
 
 # --- main ----------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,26 +25,29 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import requests
 from common import (
     BIN,
     ROOT,
     Process,
+    bench_env,
+    drop_database,
     free_port,
     git_revision,
     guarded,
     hard_cap,
     machine,
+    migrate,
     peak_rss_mb,
+    postgres_version,
+    recreate_database,
+    start_beat,
     start_redis,
-    tcp_answers,
     wait_until,
 )
-from cryptography.fernet import Fernet
+from common import start_fake as common_start_fake
 
 DB_NAME = "tracker_bench"
-PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 PIXEL_CODE = "BENCH0PIXEL0000001"
 ACCESS_TOKEN = "bench-access-token-0000000000000000"
 INSERT_CHUNK = 5_000
@@ -63,69 +65,17 @@ USER_AGENTS = (
 
 
 def stack_env(*, redis_port: int, fake_port: int, workdir: Path) -> dict:
-    """What every process of the run sees: the bench process itself, migrate, worker and beat."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("TIKTOK_", "DJANGO_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="tracker.settings",
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
-        TIKTOK_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
-        DEBUG="0",
-        SECRET_KEY="bench-" + Fernet.generate_key().decode(),
-        TIKTOK_TOKEN_KEYS=Fernet.generate_key().decode(),
-        VAR_DIR=str(workdir / "var"),  # static root and friends out of the checkout
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def recreate_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB_NAME}")
-
-
-def drop_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-
-
-def postgres_version() -> str:
-    with psycopg.connect(PG_ADMIN_URL) as admin:
-        return admin.execute("SHOW server_version").fetchone()[0]
-
-
-def migrate(env: dict) -> None:
-    done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    if done.returncode:
-        raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")
+    return bench_env(db_name=DB_NAME, workdir=workdir, redis_port=redis_port, fake_port=fake_port)
 
 
 def start_fake(port: int, env: dict, logdir: Path) -> Process:
-    argv = [sys.executable, "-m", "tiktok_ads.fake_server", "--port", str(port), "--rate-limit", "10",
-            "--pixel", f"{PIXEL_CODE}:{ACCESS_TOKEN}"]  # fmt: skip
-    process = Process("fake-tiktok", argv, env=env, logdir=logdir)
-    wait_until(lambda: tcp_answers(port), timeout=15, what="the fake TikTok")
-    return process
+    return common_start_fake(port, env, logdir, pixels={PIXEL_CODE: ACCESS_TOKEN})
 
 
 def start_worker(concurrency: int, env: dict, logdir: Path) -> Process:
     argv = [str(BIN / "celery"), "-A", "tracker", "worker", f"--concurrency={concurrency}", "--loglevel=INFO",
             "-n", f"bench{concurrency}-{os.getpid()}@%h"]  # fmt: skip
     return Process(f"worker-c{concurrency}", argv, env=env, logdir=logdir)
-
-
-def start_beat(env: dict, logdir: Path) -> Process:
-    argv = [str(BIN / "celery"), "-A", "tracker", "beat", "--loglevel=INFO", "-s", str(logdir / "beat-schedule")]
-    return Process("beat", argv, env=env, logdir=logdir)
 
 
 # --- load ----------------------------------------------------------------------------------------
@@ -359,8 +309,8 @@ def run_once(*, events: int, workers: int, env: dict, ports: dict, workdir: Path
     logdir.mkdir()
     print(f"\n== {events:,} events, celery worker --concurrency={workers}", flush=True)
     with ExitStack() as stack:
-        recreate_database()
-        stack.callback(drop_database)
+        recreate_database(DB_NAME)
+        stack.callback(drop_database, DB_NAME)
         migrate(env)
         for process in (start_redis(ports["redis"], env, logdir), start_fake(ports["fake"], env, logdir)):
             stack.callback(process.stop)
@@ -371,7 +321,7 @@ def run_once(*, events: int, workers: int, env: dict, ports: dict, workdir: Path
         print(f"  queued {events:,} rows in {load_s:.1f}s", flush=True)
         probe = probe_costs(pixel)
         wait_until(lambda: "ready." in worker.log_text(), timeout=60, what="the Celery worker")
-        beat = start_beat(env, logdir)
+        beat = start_beat(env, logdir, loglevel="INFO")
         stack.callback(beat.stop)
         woken_at = time.time()
         wake_senders(pixel, workers)
