@@ -17,6 +17,7 @@ from django.utils.text import Truncator
 from audiences import selectors, services
 from audiences.models import Audience, AudienceSync, CustomerFileImport
 from audiences.sync import audience_sync
+from tracker.admin_base import ViewOnlyAdmin
 
 Kind = Audience.Kind
 # "Sync now" answers within a browser's patience; a large audience goes on in a queued task.
@@ -369,21 +370,8 @@ def import_report_html(record: CustomerFileImport):
     )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Written by the sync and the importer only."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(AudienceSync)
-class AudienceSyncAdmin(ReadOnlyAdmin):
+class AudienceSyncAdmin(ViewOnlyAdmin):  # written by the sync only
     list_display = [
         "audience", "started_at", "trigger", "ok", "rule_added", "rule_removed", "added", "removed", "requests",
         "retries", "code", "short_message",
@@ -399,7 +387,7 @@ class AudienceSyncAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CustomerFileImport)
-class CustomerFileImportAdmin(ReadOnlyAdmin):
+class CustomerFileImportAdmin(ViewOnlyAdmin):  # written by the importer only
     list_display = [
         "filename", "audience", "mode", "status", "rows_total", "rows_ok", "rows_bad", "ids_changed", "duplicates",
         "errors_total", "created_at",

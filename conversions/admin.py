@@ -21,6 +21,7 @@ from conversions.models import (
     Lead,
     TrafficSource,
 )
+from tracker.admin_base import ReadOnlyAdmin
 
 
 def money(amount_minor: int, currency: str = "") -> str:
@@ -31,16 +32,6 @@ def journey_block(journey: dict) -> str:
     return format_html(
         '<pre style="white-space:pre-wrap;max-width:60rem">{}</pre>', json.dumps(journey, indent=2, default=str)
     )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ledger rows are written by the funnel, not by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Campaign)

@@ -9,6 +9,7 @@ from django.utils.html import format_html
 
 from reports.models import CostEntry, CostPerClick, Rule, RuleFiring, SourceList
 from reports.services import cost_import_csv, rule_evaluate
+from tracker.admin_base import ReadOnlyAdmin
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 
@@ -124,18 +125,12 @@ class RuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(RuleFiring)
-class RuleFiringAdmin(admin.ModelAdmin):
+class RuleFiringAdmin(ReadOnlyAdmin):
     list_display = ["fired_at", "rule", "target", "action", "ok", "result"]
     list_filter = ["ok", "action", "rule"]
     search_fields = ["target", "result"]
     list_select_related = ["rule"]
     readonly_fields = ["rule", "target", "fired_at", "metrics", "action", "ok", "result"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(SourceList)

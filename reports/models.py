@@ -49,8 +49,9 @@ class TrafficHour(TrafficCounters):
         return f"{self.hour:%Y-%m-%d %H}h {self.link_id or self.campaign_id}"
 
 
-class TrafficDetailHour(TrafficCounters):
-    hour = models.DateTimeField()
+class DetailDimensions(models.Model):
+    """The visitor's dimensions of the detail tables (DETAIL_DIMENSIONS), empty without a click."""
+
     utm_content = models.CharField(max_length=200, blank=True)
     subid = models.CharField(max_length=200, blank=True)
     country = models.CharField(max_length=2, blank=True)
@@ -58,6 +59,13 @@ class TrafficDetailHour(TrafficCounters):
     device_type = models.CharField(max_length=16, blank=True)
     os = models.CharField(max_length=64, blank=True)
     browser = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class TrafficDetailHour(TrafficCounters, DetailDimensions):
+    hour = models.DateTimeField()
 
     class Meta:
         constraints = [
@@ -106,15 +114,8 @@ class ConversionHour(ConversionCounters):
         return f"{self.hour:%Y-%m-%d %H}h {self.link_id or self.campaign_id} {self.goal}"
 
 
-class ConversionDetailHour(ConversionCounters):
+class ConversionDetailHour(ConversionCounters, DetailDimensions):
     hour = models.DateTimeField()
-    utm_content = models.CharField(max_length=200, blank=True)
-    subid = models.CharField(max_length=200, blank=True)
-    country = models.CharField(max_length=2, blank=True)
-    city = models.CharField(max_length=128, blank=True)
-    device_type = models.CharField(max_length=16, blank=True)
-    os = models.CharField(max_length=64, blank=True)
-    browser = models.CharField(max_length=64, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["hour", "campaign"], name="conversiondetail_time_idx")]

@@ -19,6 +19,7 @@ from tiktok_ads.forms import PixelForm
 from tiktok_ads.funnel import forget_default_pixel
 from tiktok_ads.models import DeliveryAttempt, Pixel, TikTokEvent
 from tiktok_ads.outbox import event_queue, schedule_flush
+from tracker.admin_base import ViewOnlyAdmin
 
 Status = TikTokEvent.Status
 # Long enough for one request to TikTok, short enough for a browser waiting on the action.
@@ -284,19 +285,10 @@ class PixelAdmin(admin.ModelAdmin):
         )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class DispatcherRowsAdmin(ViewOnlyAdmin):
     """Outbox and attempt rows are written by the dispatcher only."""
 
     show_full_result_count = False  # no COUNT(*) of the whole table on every filtered page
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def recent_values_filter(field_name: str, title: str, recent_rows: int = 10_000):
@@ -335,7 +327,7 @@ def recent_values_filter(field_name: str, title: str, recent_rows: int = 10_000)
 
 
 @admin.register(TikTokEvent)
-class TikTokEventAdmin(ReadOnlyAdmin):
+class TikTokEventAdmin(DispatcherRowsAdmin):
     list_display = [
         "event", "event_id", "pixel", "coloured_status", "attempts", "last_code", "short_message", "source",
         "created_at", "sent_at",
@@ -395,7 +387,7 @@ class TikTokEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(ReadOnlyAdmin):
+class DeliveryAttemptAdmin(DispatcherRowsAdmin):
     list_display = [
         "pixel", "created_at", "event_count", "http_status", "code", "short_message", "request_id", "duration_ms",
         "ok",
