@@ -493,11 +493,8 @@ def probe_click_path(fixture: Fixture, repeats: int) -> dict:
     from django.template.loader import render_to_string
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
-    from django.utils import timezone
 
     from landing.enrichment import locate
-    from landing.services import _visitor_hash
-    from landing.uniques import first_click
 
     client = Client(HTTP_HOST="127.0.0.1", HTTP_USER_AGENT=USER_AGENT)
     rng = random.Random(6)
@@ -556,9 +553,6 @@ def probe_click_path(fixture: Fixture, repeats: int) -> dict:
                "destination": "https://t.me/demo_tracker_bot?start=abc", "delay_s": 3}  # fmt: skip
     steps = {
         "GeoIP, uncached IP": median_ms(lambda: locate(ip())),
-        "unique check (Redis SET NX)": median_ms(lambda: first_click(
-            campaign_id=probe.campaign_id, link_id=probe.pk, visitor_hash=_visitor_hash(ip(), USER_AGENT),
-            now=timezone.now())),
         "render the landing page": median_ms(lambda: render_to_string("landing/page.html", context)),
         **commit_costs(repeats),
     }  # fmt: skip

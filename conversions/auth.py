@@ -7,8 +7,12 @@ Postbacks may carry the key as `?key=` because affiliate networks cannot set hea
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import timedelta
 
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
@@ -32,18 +36,44 @@ def api_key_create(*, name: str, scope: str) -> tuple[ApiKey, str]:
     return api_key, raw_key
 
 
+# Keys that checked out, by the hash of the whole key, for API_KEY_CACHE_TTL_S: a bot or a partner
+# sends many requests a second with the same key, and each would otherwise read the same row.
+_checked: dict[str, tuple[float, ApiKey]] = {}
+MAX_CACHED_KEYS = 1_000
+
+
+def forget_checked_keys() -> None:
+    _checked.clear()
+
+
 def api_key_check(raw_key: str) -> ApiKey | None:
+    """The active key this raw key is, or None. A revoked key stops working within API_KEY_CACHE_TTL_S in
+    every worker (at once in the worker that revoked it)."""
     prefix, dot, _ = raw_key.partition(".")
     if not dot or len(prefix) != 8:
         return None
-    api_key = one_or_none(ApiKey.objects.filter(prefix=prefix, is_active=True))
-    if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_key(raw_key)):
-        return None
+    key_hash = hash_key(raw_key)
+    cached = _checked.get(key_hash)
+    if cached is not None and cached[0] > time.monotonic():
+        api_key = cached[1]
+    else:
+        api_key = one_or_none(ApiKey.objects.filter(prefix=prefix, is_active=True))
+        if api_key is None or not hmac.compare_digest(api_key.key_hash, key_hash):
+            return None
+        if settings.API_KEY_CACHE_TTL_S > 0:
+            if len(_checked) >= MAX_CACHED_KEYS:
+                _checked.clear()
+            _checked[key_hash] = (time.monotonic() + settings.API_KEY_CACHE_TTL_S, api_key)
     now = timezone.now()
     # At most one write a minute per key, so busy intake does not turn the key into a hot row.
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key
+
+
+@receiver([post_save, post_delete], sender=ApiKey)
+def _key_changed(sender, **kwargs):
+    forget_checked_keys()
 
 
 class KeyUser:

@@ -1,8 +1,9 @@
 """Per-key request limits for the intake endpoints: a fixed one-minute window counted with an atomic
-cache increment (Redis when REDIS_URL is set, so all web workers share it)."""
+increment: in Redis when REDIS_URL is set (all web workers share it; one round trip), else in the cache."""
 
 import logging
 import time
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
@@ -12,7 +13,19 @@ WINDOW_S = 60
 logger = logging.getLogger(__name__)
 
 
+@lru_cache(maxsize=1)
+def _redis(url: str):
+    import redis
+
+    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+
+
 def _count(key: str) -> int:
+    if settings.REDIS_URL:
+        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, WINDOW_S * 2)
+        return pipe.execute()[0]
     if cache.add(key, 1, timeout=WINDOW_S * 2):
         return 1
     try:

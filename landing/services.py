@@ -3,12 +3,11 @@ import secrets
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from conversions.models import Campaign, Click, TrafficSource
+from landing.click_store import click_insert
 from landing.enrichment import anonymize_ip, client_ip, locate, parse_user_agent
-from landing.uniques import first_click
 from tiktok_ads import hooks as tiktok_hooks
 
 TRACKED_PARAMS = (
@@ -69,7 +68,8 @@ def click_record(*, campaign: Campaign, link: TrafficSource | None, visit: Visit
     """Append one click (or bot hit). Never updates another row, so a viral link has no hot row.
 
     A visit is a bot hit when its user agent is a crawler or preview fetcher, or it is a HEAD request.
-    Unique: the first non-bot click of the same IP + user agent on the same link within the window.
+    Unique: the first non-bot click of the same IP + user agent on the same link within the window
+    (decided by the INSERT itself, see landing.click_store).
     """
     now = timezone.now()
     device = parse_user_agent(visit.user_agent)
@@ -82,9 +82,6 @@ def click_record(*, campaign: Campaign, link: TrafficSource | None, visit: Visit
     place = locate(visit.ip)  # from the full address; only the anonymised one is stored
     stored_ip = anonymize_ip(visit.ip, settings.IP_ANONYMIZATION)
     visitor_hash = _visitor_hash(stored_ip, visit.user_agent)
-    is_unique = not is_bot and first_click(
-        campaign_id=campaign.pk, link_id=link.pk if link else None, visitor_hash=visitor_hash, now=now
-    )
     params = {key: _clean(value) for key, value in visit.params.items()}
     extra = {key[:64]: value for key, value in params.items() if key not in TRACKED_PARAMS and key not in ("_ttp",)}
     click = Click(
@@ -103,17 +100,15 @@ def click_record(*, campaign: Campaign, link: TrafficSource | None, visit: Visit
         city=place.city,
         is_bot=is_bot,
         bot_reason=bot_reason,
-        is_unique=is_unique,
+        is_unique=not is_bot,  # a candidate: click_insert keeps it only for the visitor's first in the window
         served_landing=shows_landing and not is_bot,
         visitor_hash=visitor_hash,
         ttp=params.get("_ttp", ""),
         extra_params=dict(list(extra.items())[:MAX_EXTRA_PARAMS]),
         **{name: params.get(name, "") for name in TRACKED_PARAMS},
     )
-    if not tiktok_hooks.click_has_event(click):
-        click.save(force_insert=True)  # one INSERT in autocommit: the common, fastest case
-        return click
-    with transaction.atomic():
-        click.save(force_insert=True)
-        tiktok_hooks.on_click(click)  # the ViewContent outbox row commits with the click, or neither does
+    event = tiktok_hooks.click_event_row(click)  # ViewContent: written with the click, or neither is
+    click_insert(click, event=event)
+    if event is not None:
+        tiktok_hooks.event_row_written(event)
     return click

@@ -73,6 +73,16 @@ def visit(client):
 
 
 @pytest.fixture(autouse=True)
+def fresh_api_key_cache():
+    """Each worker trusts a checked API key for a few seconds; tests must not see each other's."""
+    from conversions.auth import forget_checked_keys
+
+    forget_checked_keys()
+    yield
+    forget_checked_keys()
+
+
+@pytest.fixture(autouse=True)
 def fresh_default_pixel_cache():
     """The default pixel is cached per process for a few seconds; tests must not see each other's."""
     from tiktok_ads.funnel import forget_default_pixel

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from tiktok_ads.hashing import sha256_external_id
 from tiktok_ads.models import Pixel, TikTokEvent
-from tiktok_ads.outbox import event_queue
+from tiktok_ads.outbox import event_queue, outbox_row
 
 _DEFAULT_PIXEL_TTL_S = 10.0
 _default_pixel_cache: dict = {"at": 0.0, "pixel": None}
@@ -80,15 +80,17 @@ def click_event_pixel(click) -> Pixel | None:
     return pixel if pixel is not None and pixel.sends("ViewContent") else None
 
 
-def on_click(click) -> None:
+def click_event_row(click) -> dict | None:
+    """The ViewContent outbox row of a landing view, for the click path to insert in the click's own
+    statement (landing.click_store), or None when the click sends nothing."""
     pixel = click_event_pixel(click)
     if pixel is None:
-        return
+        return None
     event_id = f"view_{click.click_id}"
     item = _item(event="ViewContent", event_id=event_id, moment=click.created_at, user=click_user(click),
                  page=click_page(click))  # fmt: skip
-    event_queue(pixel=pixel, event_id=event_id, event="ViewContent", event_time=click.created_at, payload=item,
-                source="landing_view", skip_reason="no_consent" if _consent_missing(None) else "")  # fmt: skip
+    return outbox_row(pixel=pixel, event_id=event_id, event="ViewContent", event_time=click.created_at, payload=item,
+                      source="landing_view", skip_reason="no_consent" if _consent_missing(None) else "")  # fmt: skip
 
 
 def on_start(start) -> None:

@@ -1,17 +1,17 @@
 """What the funnel tells the TikTok integration, inside the funnel's own transaction."""
 
 
-def click_has_event(click) -> bool:
-    """Will on_click write an outbox row? (When not, the click is saved without a transaction.)"""
+def click_event_row(click) -> dict | None:
+    """The outbox row the click's ViewContent needs, written by the click's own INSERT; or None."""
     from tiktok_ads import funnel
 
-    return funnel.click_event_pixel(click) is not None
+    return funnel.click_event_row(click)
 
 
-def on_click(click) -> None:
-    from tiktok_ads import funnel
+def event_row_written(row: dict) -> None:
+    from tiktok_ads import outbox
 
-    funnel.on_click(click)
+    outbox.row_committed(row)
 
 
 def on_start(start) -> None:

@@ -32,54 +32,96 @@ def event_queue(
     Call it inside the transaction that records what caused the event (the outbox pattern): the event
     exists if and only if its cause was committed. A sender is woken after the commit.
     """
+    row = outbox_row(pixel=pixel, event_id=event_id, event=event, event_time=event_time, payload=payload,
+                     source=source, skip_reason=skip_reason, test_event_code=test_event_code)  # fmt: skip
+    created_row, created = _insert_once(pixel=pixel, row=row)
+    if created:
+        row_committed(row)
+    return created_row, created
+
+
+# The outbox row's columns, in the order of OUTBOX_INSERT_SQL's values (one INSERT … ON CONFLICT DO NOTHING).
+OUTBOX_COLUMNS = (
+    "pixel_id",
+    "event_id",
+    "event",
+    "event_time",
+    "payload",
+    "source",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_message",
+    "request_id",
+    "test_event_code",
+    "created_at",
+    "updated_at",
+)
+OUTBOX_INSERT_SQL = (
+    f"INSERT INTO tiktok_ads_tiktokevent ({', '.join(OUTBOX_COLUMNS)}) "
+    f"VALUES ({', '.join('%s::jsonb' if column == 'payload' else '%s' for column in OUTBOX_COLUMNS)}) "
+    "ON CONFLICT (pixel_id, event_id) DO NOTHING"
+)
+
+
+def outbox_row(
+    *,
+    pixel: Pixel,
+    event_id: str,
+    event: str,
+    event_time: datetime,
+    payload: dict,
+    source: str,
+    skip_reason: str = "",
+    test_event_code: str | None = None,
+) -> dict:
+    """The outbox row of one event, column by column: queued, or skipped with its reason."""
     if test_event_code is None:
         test_event_code = pixel.test_event_code if pixel.test_mode else ""
-    defaults = {
-        "event": event,
-        "event_time": event_time,
-        "payload": payload,
-        "source": source,
-        "next_attempt_at": timezone.now(),
-        "test_event_code": test_event_code,
-    }
-    if skip_reason:
-        defaults.update(status=TikTokEvent.Status.SKIPPED, last_message=skip_reason)
-    row, created = _insert_once(pixel=pixel, event_id=event_id, defaults=defaults)
-    if created and not skip_reason:
-        transaction.on_commit(lambda: schedule_flush(pixel.pk))
-    return row, created
-
-
-INSERT_ONCE_SQL = """
-    INSERT INTO tiktok_ads_tiktokevent (pixel_id, event_id, event, event_time, payload, source, status, attempts,
-        next_attempt_at, last_message, request_id, test_event_code, created_at, updated_at)
-    VALUES (%(pixel_id)s, %(event_id)s, %(event)s, %(event_time)s, %(payload)s::jsonb, %(source)s, %(status)s, 0,
-        %(next_attempt_at)s, %(last_message)s, '', %(test_event_code)s, %(now)s, %(now)s)
-    ON CONFLICT (pixel_id, event_id) DO NOTHING
-    RETURNING id
-"""
-
-
-def _insert_once(*, pixel: Pixel, event_id: str, defaults: dict) -> tuple[TikTokEvent, bool]:
-    """On PostgreSQL one INSERT … ON CONFLICT DO NOTHING (no savepoint, no read first: this runs on
-    the click path); elsewhere get_or_create."""
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            return TikTokEvent.objects.get_or_create(pixel=pixel, event_id=event_id, defaults=defaults)
-    fields = {"status": TikTokEvent.Status.QUEUED, "last_message": "", **defaults}
-    params = {
-        **fields,
+    now = timezone.now()
+    return {
         "pixel_id": pixel.pk,
         "event_id": event_id,
-        "payload": json.dumps(fields["payload"], cls=DjangoJSONEncoder),
-        "now": timezone.now(),
+        "event": event,
+        "event_time": event_time,
+        "payload": json.dumps(payload, cls=DjangoJSONEncoder),
+        "source": source,
+        "status": TikTokEvent.Status.SKIPPED if skip_reason else TikTokEvent.Status.QUEUED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_message": skip_reason,
+        "request_id": "",
+        "test_event_code": test_event_code,
+        "created_at": now,
+        "updated_at": now,
     }
+
+
+def outbox_params(row: dict) -> list:
+    return [row[column] for column in OUTBOX_COLUMNS]
+
+
+def row_committed(row: dict) -> None:
+    """Call once a new outbox row is written in the current transaction: a sender is woken after the commit."""
+    if row["status"] == TikTokEvent.Status.QUEUED:
+        pixel_id = row["pixel_id"]
+        transaction.on_commit(lambda: schedule_flush(pixel_id))
+
+
+def _insert_once(*, pixel: Pixel, row: dict) -> tuple[TikTokEvent, bool]:
+    """On PostgreSQL one INSERT … ON CONFLICT DO NOTHING (no savepoint, no read first); elsewhere
+    get_or_create."""
+    fields = {key: value for key, value in row.items() if key not in ("pixel_id", "event_id", "payload")}
+    fields["payload"] = json.loads(row["payload"])
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            return TikTokEvent.objects.get_or_create(pixel=pixel, event_id=row["event_id"], defaults=fields)
     with connection.cursor() as cursor:
-        cursor.execute(INSERT_ONCE_SQL, params)
+        cursor.execute(OUTBOX_INSERT_SQL + " RETURNING id", outbox_params(row))
         inserted = cursor.fetchone()
     if inserted is None:
-        return TikTokEvent.objects.get(pixel=pixel, event_id=event_id), False
-    return TikTokEvent(id=inserted[0], pixel=pixel, event_id=event_id, attempts=0, **fields), True
+        return TikTokEvent.objects.get(pixel=pixel, event_id=row["event_id"]), False
+    return TikTokEvent(id=inserted[0], pixel=pixel, event_id=row["event_id"], **fields), True
 
 
 def _redis():

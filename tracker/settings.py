@@ -75,6 +75,14 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 't
 # Persistent connections: the click path should not pay a connection set-up per request.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "tracker.db"  # the same backend, with a health check without a round trip
+    # Django's own cursors bind on the client and never prepare. psycopg's cursors prepare only a statement
+    # that asks for it (the click INSERT, landing/click_store.py): no query reaches this threshold by
+    # repetition. DB_PREPARED_STATEMENTS=0 prepares nothing (PgBouncer in transaction mode before 1.21).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        2**31 - 1 if env.bool("DB_PREPARED_STATEMENTS", default=True) else None
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -187,6 +195,9 @@ ADMIN_LOGIN_LOCKOUT_S = env.int("ADMIN_LOGIN_LOCKOUT_S", default=900)
 # Seconds a worker keeps a tracking link in memory (0: read it on every click). Pausing a link
 # takes effect within this time.
 LINK_CACHE_TTL_S = env.float("LINK_CACHE_TTL_S", default=2.0)
+# Seconds a worker trusts an API key it has checked (0: read it on every request). Revoking a key takes
+# effect within this time (at once in the worker that saved the change).
+API_KEY_CACHE_TTL_S = env.float("API_KEY_CACHE_TTL_S", default=2.0)
 # bench/clicks.py only: mounts /bench/redirect, a bare 302 without tracking (the click path's baseline).
 BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)
 

@@ -182,7 +182,7 @@ def test_links_are_cached_briefly_and_a_pause_applies_after_the_ttl(visit, link,
     assert visit("/l/tiktok_abc123").status_code == 404
 
 
-def test_unique_clicks_without_redis_are_checked_in_the_database(visit, link, settings):
+def test_unique_clicks_need_no_redis(visit, link, settings):
     settings.REDIS_URL = ""
 
     visit("/l/tiktok_abc123")
