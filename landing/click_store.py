@@ -28,26 +28,28 @@ _FIELDS = tuple(field for field in Click._meta.concrete_fields if not field.prim
 _JSON_FIELDS = frozenset(field.attname for field in _FIELDS if field.get_internal_type() == "JSONField")
 _quote = connection.ops.quote_name
 _TABLE = _quote(Click._meta.db_table)
-# The visitor's earlier unique click on the same link (or, for /click, on the campaign without a link).
-_EARLIER_UNIQUE = {
-    "link": '"link_id" = %s',
-    "campaign": '"link_id" IS NULL AND "campaign_id" = %s',
+# The visitor's unique click within the window on the same link (or, for /click, on the campaign without a
+# link): parameters place, visitor_hash, window start. Written so that only the (link, visitor_hash, …)
+# index can serve it: `+ 0` and `+ interval '0'` keep the campaign and created_at indexes out. On a table
+# without statistics yet (a new install's first viral hour) PostgreSQL otherwise walked the created_at
+# index over the whole window for every click (1.5 ms a click at 6,000 clicks, and growing).
+EARLIER_UNIQUE_SQL = {
+    place: f'SELECT 1 FROM {_TABLE} WHERE {same_place} AND "visitor_hash" = %s'
+    f' AND "created_at" + interval \'0\' >= %s AND "is_unique"'
+    for place, same_place in (("link", '"link_id" = %s'), ("campaign", '"link_id" IS NULL AND "campaign_id" + 0 = %s'))
 }
 
 
-def _insert_sql(same_place: str) -> str:
+def _insert_sql(place: str) -> str:
     values = [
-        f'(%s AND NOT EXISTS (SELECT 1 FROM {_TABLE} WHERE {same_place} AND "visitor_hash" = %s'
-        f' AND "created_at" >= %s AND "is_unique"))'
-        if field.attname == "is_unique"
-        else "%s"
+        f"(%s AND NOT EXISTS ({EARLIER_UNIQUE_SQL[place]}))" if field.attname == "is_unique" else "%s"
         for field in _FIELDS
     ]
     columns = ", ".join(_quote(field.column) for field in _FIELDS)
     return f'INSERT INTO {_TABLE} ({columns}) VALUES ({", ".join(values)}) RETURNING "id", "is_unique"'
 
 
-INSERT_SQL = {place: _insert_sql(condition) for place, condition in _EARLIER_UNIQUE.items()}
+INSERT_SQL = {place: _insert_sql(place) for place in EARLIER_UNIQUE_SQL}
 # A landing view with a pixel: the click and its ViewContent outbox row in one statement, so both are
 # written or neither is, in one round trip instead of BEGIN, two INSERTs and COMMIT.
 INSERT_WITH_EVENT_SQL = {

@@ -153,3 +153,30 @@ def test_when_the_event_cannot_be_written_the_click_is_not_either(link):
         click_insert(click, event=event_for(click, pixel_id=987654))  # no such pixel
 
     assert Click.objects.count() == 0 and TikTokEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("analyzed", [False, True])
+@pytest.mark.parametrize("place", ["link", "campaign"])
+def test_the_unique_check_finds_the_visitor_through_the_visitor_index(link, place, analyzed):
+    """Whatever the statistics say (none yet on a new install), the check must not walk a time range."""
+    from landing.click_store import EARLIER_UNIQUE_SQL
+
+    now = timezone.now()
+    Click.objects.bulk_create(
+        full_click(link, click_id=f"plan-{n}", visitor_hash=f"{n:064x}", created_at=now - timedelta(minutes=n),
+                   link=link if n % 2 else None)  # fmt: skip
+        for n in range(500)
+    )
+    numbered = EARLIER_UNIQUE_SQL[place]
+    for number in (1, 2, 3):
+        numbered = numbered.replace("%s", f"${number}", 1)
+    with connection.cursor() as cursor:
+        if analyzed:
+            cursor.execute("ANALYZE conversions_click")
+        cursor.execute(f"PREPARE unique_check(bigint, varchar, timestamptz) AS {numbered}")
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute("EXPLAIN EXECUTE unique_check(%s, %s, %s)",
+                       [link.pk if place == "link" else link.campaign_id, VISITOR, now - timedelta(hours=24)])  # fmt: skip
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("DEALLOCATE unique_check")
+    assert "click_visitor_idx" in plan, plan
