@@ -13,9 +13,11 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
 keepalive = 5
-# Restart workers now and then: a slow leak in any library cannot grow without bound.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
-max_requests_jitter = 1000
+# Restart workers now and then: a slow leak in any library cannot grow without bound. Not often: a restart
+# costs about a second of CPU, and at 1,000 clicks/s 10,000 requests would recycle each worker every
+# ~10 s (bench/README.md; the 10-minute soak without recycling showed memory flat).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
+max_requests_jitter = max_requests // 10
 # Heartbeat files on a RAM disk when there is one (Docker's /tmp may be an overlay on a slow disk).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Request lines come from the tracker itself (ACCESS_LOG=1, with the request id), not from gunicorn.
