@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from conversions.conversion_store import conversion_insert
 from conversions.errors import NotFoundField
 from conversions.models import BotStart, Click, Conversion, ConversionStatusChange, Lead, TrafficSource
 from conversions.selectors import one_or_none
@@ -236,17 +237,11 @@ def conversion_record(
         created_at=now,
         updated_at=now,
     )
-    try:
-        with transaction.atomic():
-            conversion.save(force_insert=True)
-            ConversionStatusChange.objects.create(
-                conversion=conversion, old_status="", new_status=status, new_amount_minor=amount_minor
-            )
-            tiktok_hooks.on_conversion(conversion, created=True)
+    event = tiktok_hooks.conversion_event_row(conversion)
+    if conversion_insert(conversion, event=event):  # the row, its first status change, its event: one statement
+        if event is not None:
+            tiktok_hooks.event_row_written(event)
         return ConversionResult(conversion=conversion, outcome="created")
-    except IntegrityError:
-        if not Conversion.objects.filter(dedup_key=dedup_key).exists():
-            raise
     return _conversion_update(dedup_key=dedup_key, status=status, amount_minor=amount_minor)
 
 
@@ -266,5 +261,5 @@ def _conversion_update(*, dedup_key: str, status: str, amount_minor: int) -> Con
         existing.amount_minor = amount_minor
         existing.updated_at = timezone.now()
         existing.save(update_fields=["status", "amount_minor", "updated_at"])
-        tiktok_hooks.on_conversion(existing, created=False)
+        tiktok_hooks.on_conversion_changed(existing)
     return ConversionResult(conversion=existing, outcome="updated")

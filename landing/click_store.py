@@ -16,15 +16,15 @@ prepared statements need PgBouncer 1.21+ with `max_prepared_statements` set (doc
 import json
 from datetime import timedelta
 
-import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from psycopg.types.json import Jsonb
 
 from conversions.models import Click
 from tiktok_ads.outbox import OUTBOX_INSERT_SQL, outbox_params
+from tracker.db.statements import fetch_one, insert_columns
 
-_FIELDS = tuple(field for field in Click._meta.concrete_fields if not field.primary_key)
+_FIELDS = insert_columns(Click)
 _JSON_FIELDS = frozenset(field.attname for field in _FIELDS if field.get_internal_type() == "JSONField")
 _quote = connection.ops.quote_name
 _TABLE = _quote(Click._meta.db_table)
@@ -82,17 +82,7 @@ def click_insert(click: Click, *, event: dict | None = None) -> None:
         sql, params = INSERT_SQL[place], _params(click, since)
     else:
         sql, params = INSERT_WITH_EVENT_SQL[place], _params(click, since) + outbox_params(event)
-    if connection.queries_logged:
-        # A test or DEBUG is recording statements: the same INSERT through Django's cursor, so it is seen.
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-    else:
-        connection.ensure_connection()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, params, prepare=True)
-            row = cursor.fetchone()
-    click.pk, click.is_unique = row
+    click.pk, click.is_unique = fetch_one(sql, params)
     click._state.adding = False
     click._state.db = connection.alias
 

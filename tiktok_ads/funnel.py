@@ -2,7 +2,9 @@
 approved conversion → CompletePayment (or the pixel's event for the goal).
 
 Each event carries what the click knew (ttclid, _ttp, IP, user agent, page URL, referrer) and the
-SHA-256 external id of the Telegram user or customer. Called inside the funnel's own transaction.
+SHA-256 external id of the Telegram user or customer. A landing view's and a new conversion's rows are written by
+the statement that writes their cause (landing.click_store, conversions.conversion_store); the rest inside
+the funnel's own transaction.
 """
 
 import time
@@ -13,7 +15,7 @@ from django.utils import timezone
 
 from tiktok_ads.hashing import sha256_external_id
 from tiktok_ads.models import Pixel, TikTokEvent
-from tiktok_ads.outbox import event_queue, outbox_row
+from tiktok_ads.outbox import event_queue, outbox_row, row_queue
 
 _DEFAULT_PIXEL_TTL_S = 10.0
 _default_pixel_cache: dict = {"at": 0.0, "pixel": None}
@@ -113,20 +115,24 @@ def conversion_event_id(conversion) -> str:
     return f"{conversion.goal}_{conversion.public_id}"
 
 
-def on_conversion(conversion, *, created: bool) -> None:
-    """Approved → queue the goal's event once. Rejected before sending → the queued event is skipped."""
+def _conversion_pixel_event(conversion) -> tuple[Pixel, str] | None:
     pixel = pixel_for_campaign(conversion.campaign)
     if pixel is None:
-        return
+        return None
     event = (pixel.goal_events or {}).get(conversion.goal)
     if not event or not pixel.sends(event):
-        return
+        return None
+    return pixel, event
+
+
+def conversion_event_row(conversion) -> dict | None:
+    """The outbox row of an approved conversion's event (tiktok_ads.outbox.outbox_row), or None when it
+    sends nothing (not approved, no pixel, the goal mapped to no event)."""
+    found = _conversion_pixel_event(conversion)
+    if found is None or conversion.status != conversion.Status.APPROVED:
+        return None
+    pixel, event = found
     event_id = conversion_event_id(conversion)
-    if conversion.status != conversion.Status.APPROVED:
-        TikTokEvent.objects.filter(
-            pixel=pixel, event_id=event_id, status__in=[TikTokEvent.Status.QUEUED, TikTokEvent.Status.RETRYING]
-        ).update(status=TikTokEvent.Status.SKIPPED, last_message=f"conversion {conversion.status}")
-        return
     skip_reason = ""
     if not conversion.in_attribution_window:
         skip_reason = "outside_attribution_window"
@@ -147,8 +153,25 @@ def on_conversion(conversion, *, created: bool) -> None:
     }
     item = _item(event=event, event_id=event_id, moment=conversion.created_at, user=user, properties=properties,
                  page=click_page(conversion.click))  # fmt: skip
-    event_queue(pixel=pixel, event_id=event_id, event=event, event_time=conversion.created_at, payload=item,
-                source="conversion", skip_reason=skip_reason)  # fmt: skip
+    return outbox_row(pixel=pixel, event_id=event_id, event=event, event_time=conversion.created_at, payload=item,
+                      source="conversion", skip_reason=skip_reason)  # fmt: skip
+
+
+def on_conversion_changed(conversion) -> None:
+    """A repeat changed a conversion: approved → queue the goal's event once; rejected or back to pending
+    before sending → the queued event is skipped."""
+    found = _conversion_pixel_event(conversion)
+    if found is None:
+        return
+    pixel, _ = found
+    if conversion.status != conversion.Status.APPROVED:
+        TikTokEvent.objects.filter(
+            pixel=pixel,
+            event_id=conversion_event_id(conversion),
+            status__in=[TikTokEvent.Status.QUEUED, TikTokEvent.Status.RETRYING],
+        ).update(status=TikTokEvent.Status.SKIPPED, last_message=f"conversion {conversion.status}")
+        return
+    row_queue(pixel=pixel, row=conversion_event_row(conversion))
 
 
 def too_old(event_time) -> bool:

@@ -1,4 +1,5 @@
-"""What the funnel tells the TikTok integration, inside the funnel's own transaction."""
+"""What the funnel tells the TikTok integration: the outbox rows that a click's or a new conversion's own
+statement writes, and the other steps inside the funnel's own transaction."""
 
 
 def click_event_row(click) -> dict | None:
@@ -14,13 +15,20 @@ def event_row_written(row: dict) -> None:
     outbox.row_committed(row)
 
 
+def conversion_event_row(conversion) -> dict | None:
+    """The outbox row of a new conversion's event, written by the conversion's own INSERT; or None."""
+    from tiktok_ads import funnel
+
+    return funnel.conversion_event_row(conversion)
+
+
 def on_start(start) -> None:
     from tiktok_ads import funnel
 
     funnel.on_start(start)
 
 
-def on_conversion(conversion, *, created: bool) -> None:
+def on_conversion_changed(conversion) -> None:
     from tiktok_ads import funnel
 
-    funnel.on_conversion(conversion, created=created)
+    funnel.on_conversion_changed(conversion)

@@ -34,6 +34,11 @@ def event_queue(
     """
     row = outbox_row(pixel=pixel, event_id=event_id, event=event, event_time=event_time, payload=payload,
                      source=source, skip_reason=skip_reason, test_event_code=test_event_code)  # fmt: skip
+    return row_queue(pixel=pixel, row=row)
+
+
+def row_queue(*, pixel: Pixel, row: dict) -> tuple[TikTokEvent, bool]:
+    """event_queue for a row made by outbox_row."""
     created_row, created = _insert_once(pixel=pixel, row=row)
     if created:
         row_committed(row)
@@ -57,11 +62,19 @@ OUTBOX_COLUMNS = (
     "created_at",
     "updated_at",
 )
+_OUTBOX_VALUES = ", ".join("%s::jsonb" if column == "payload" else "%s" for column in OUTBOX_COLUMNS)
 OUTBOX_INSERT_SQL = (
-    f"INSERT INTO tiktok_ads_tiktokevent ({', '.join(OUTBOX_COLUMNS)}) "
-    f"VALUES ({', '.join('%s::jsonb' if column == 'payload' else '%s' for column in OUTBOX_COLUMNS)}) "
+    f"INSERT INTO tiktok_ads_tiktokevent ({', '.join(OUTBOX_COLUMNS)}) VALUES ({_OUTBOX_VALUES}) "
     "ON CONFLICT (pixel_id, event_id) DO NOTHING"
 )
+
+
+def outbox_insert_sql_after(source: str) -> str:
+    """The outbox INSERT written only when the statement's `source` (a WITH query) returned a row."""
+    return (
+        f"INSERT INTO tiktok_ads_tiktokevent ({', '.join(OUTBOX_COLUMNS)}) SELECT {_OUTBOX_VALUES} FROM {source} "
+        "ON CONFLICT (pixel_id, event_id) DO NOTHING"
+    )
 
 
 def outbox_row(

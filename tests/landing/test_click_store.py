@@ -163,8 +163,13 @@ def test_the_unique_check_finds_the_visitor_through_the_visitor_index(link, plac
 
     now = timezone.now()
     Click.objects.bulk_create(
-        full_click(link, click_id=f"plan-{n}", visitor_hash=f"{n:064x}", created_at=now - timedelta(minutes=n),
-                   link=link if n % 2 else None)  # fmt: skip
+        full_click(
+            link,
+            click_id=f"plan-{n}",
+            visitor_hash=f"{n:064x}",
+            created_at=now - timedelta(minutes=n),
+            link=link if n % 2 else None,
+        )  # fmt: skip
         for n in range(500)
     )
     numbered = EARLIER_UNIQUE_SQL[place]
@@ -175,8 +180,8 @@ def test_the_unique_check_finds_the_visitor_through_the_visitor_index(link, plac
             cursor.execute("ANALYZE conversions_click")
         cursor.execute(f"PREPARE unique_check(bigint, varchar, timestamptz) AS {numbered}")
         cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute("EXPLAIN EXECUTE unique_check(%s, %s, %s)",
-                       [link.pk if place == "link" else link.campaign_id, VISITOR, now - timedelta(hours=24)])  # fmt: skip
+        place_id = link.pk if place == "link" else link.campaign_id
+        cursor.execute("EXPLAIN EXECUTE unique_check(%s, %s, %s)", [place_id, VISITOR, now - timedelta(hours=24)])
         plan = "\n".join(row[0] for row in cursor.fetchall())
         cursor.execute("DEALLOCATE unique_check")
     assert "click_visitor_idx" in plan, plan

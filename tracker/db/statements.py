@@ -1,0 +1,27 @@
+"""Hand-written statements on the hottest writes (a click, a new conversion), kept prepared.
+
+Django's cursors bind parameters on the client and never prepare; these run on a psycopg cursor of the
+same connection, inside whatever transaction Django has open, and PostgreSQL parses and plans each of
+them once per connection. When statements are being recorded (a test's CaptureQueriesContext, DEBUG)
+they go through Django's cursor instead, so they are seen.
+"""
+
+import psycopg
+from django.db import connection
+
+
+def fetch_one(sql: str, params: list) -> tuple | None:
+    """Run one statement with %s placeholders and return its first row (None when it returns none)."""
+    if connection.queries_logged:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchone()
+
+
+def insert_columns(model) -> tuple:
+    """The model's concrete fields an INSERT writes (all but the primary key), in a fixed order."""
+    return tuple(field for field in model._meta.concrete_fields if not field.primary_key)
