@@ -16,25 +16,14 @@ logger = logging.getLogger(__name__)
 FLUSH_DEBOUNCE_MS = 500
 
 
-def event_queue(
-    *,
-    pixel: Pixel,
-    event_id: str,
-    event: str,
-    event_time: datetime,
-    payload: dict,
-    source: str,
-    skip_reason: str = "",
-    test_event_code: str | None = None,
-) -> tuple[TikTokEvent, bool]:
+def event_queue(*, pixel: Pixel, **event) -> tuple[TikTokEvent, bool]:
     """Put one event in the outbox, once: (pixel, event_id) is unique, a repeat returns the existing row.
+    `event`: the other arguments of outbox_row.
 
     Call it inside the transaction that records what caused the event (the outbox pattern): the event
     exists if and only if its cause was committed. A sender is woken after the commit.
     """
-    row = outbox_row(pixel=pixel, event_id=event_id, event=event, event_time=event_time, payload=payload,
-                     source=source, skip_reason=skip_reason, test_event_code=test_event_code)  # fmt: skip
-    return row_queue(pixel=pixel, row=row)
+    return row_queue(pixel=pixel, row=outbox_row(pixel=pixel, **event))
 
 
 def row_queue(*, pixel: Pixel, row: dict) -> tuple[TikTokEvent, bool]:
