@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from conversions import selectors, services
 from conversions.auth import ApiKeyAuthentication, HasIntakeScope, QueryParamApiKeyAuthentication
+from conversions.click_reads import click_with_campaign
 from conversions.errors import NotFoundField
 from conversions.models import Click, Conversion, TrafficSource
 from conversions.parsers import SafeJSONParser
@@ -169,9 +170,7 @@ class PostbackApi(APIView):
         data = PostbackInput(data=postback_params(raw))
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        click = selectors.one_or_none(
-            Click.objects.select_related("link", "campaign__pixel").filter(click_id=fields["click_id"])
-        )
+        click = click_with_campaign(fields["click_id"])
         if click is None:
             raise NotFoundField("click_id", "No click with this click_id.")
         kept = {key[:64]: str(value)[:200] for key, value in list(raw.items())[:MAX_PARAMS_KEPT] if key != "key"}

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from conversions.click_reads import click_with_campaign, latest_lead
 from conversions.conversion_store import conversion_insert
 from conversions.errors import NotFoundField
 from conversions.models import BotStart, Click, Conversion, ConversionStatusChange, Lead, TrafficSource
@@ -43,8 +44,8 @@ class Touch:
 
 def resolve_token(token: str) -> Touch | None:
     """A /start token is a click id (exact) or a plain utm_id (the link only)."""
-    # The campaigns come with their pixel: the funnel's TikTok event needs it in the same request.
-    click = one_or_none(Click.objects.select_related("link__campaign__pixel", "campaign__pixel").filter(click_id=token))
+    # The campaign comes with its pixel: the funnel's TikTok event needs it in the same request.
+    click = click_with_campaign(token)
     if click is not None and click.link_id is not None:
         return Touch(link=click.link, click=click)
     link = one_or_none(TrafficSource.objects.select_related("campaign__pixel").filter(utm_id=token))
@@ -207,7 +208,7 @@ def conversion_record(
         lead.tracking_consent = consent
     touch = Touch(link=click.link, click=click) if click is not None else _attribution(token=token, lead=lead)
     if lead is None and touch.click is not None:
-        lead = touch.click.leads.order_by("-attributed_at").first()
+        lead = latest_lead(touch.click)
     now = timezone.now()
     touch_time = touch.click.created_at if touch.click is not None else None
     dedup_key = _dedup_key(

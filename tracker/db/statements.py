@@ -25,3 +25,13 @@ def fetch_one(sql: str, params: list) -> tuple | None:
 def insert_columns(model) -> tuple:
     """The model's concrete fields an INSERT writes (all but the primary key), in a fixed order."""
     return tuple(field for field in model._meta.concrete_fields if not field.primary_key)
+
+
+def model_from_row(model, fields: tuple, values) -> object:
+    """The instance the ORM would build from these column values of `fields` (Model.from_db, with each
+    field's from_db_value, e.g. JSON decoded)."""
+    converted = [
+        field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+        for field, value in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [field.attname for field in fields], converted)
