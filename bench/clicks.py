@@ -112,7 +112,8 @@ def stack_env(*, redis_port: int, fake_port: int, workdir: Path, db_name: str = 
 def postgres_settings() -> dict:
     with psycopg.connect(PG_ADMIN_URL) as admin:
         return {name: admin.execute(f"SHOW {name}").fetchone()[0]
-                for name in ("server_version", "max_connections", "shared_buffers", "synchronous_commit")}  # fmt: skip
+                for name in ("server_version", "max_connections", "shared_buffers", "synchronous_commit",
+                             "autovacuum")}  # fmt: skip
 
 
 def start_fake(port: int, env: dict, logdir: Path) -> Process:
@@ -730,7 +731,9 @@ def markdown(results: dict) -> str:
         f"**Machine:** {about['nproc']} vCPU (`{about['cpu']}`), {about['memory_gb']} GB RAM, Linux {about['kernel']}, "
         f"Python {about['python']}, PostgreSQL {about['postgres']['server_version']} (max_connections "
         f"{about['postgres']['max_connections']}, shared_buffers {about['postgres']['shared_buffers']}, "
-        f"synchronous_commit {about['postgres']['synchronous_commit']}), Redis {about['redis']}, wrk "
+        f"synchronous_commit {about['postgres']['synchronous_commit']}, autovacuum "
+        f"{about['postgres'].get('autovacuum', '?')}: tables are analyzed only when it is on), "
+        f"Redis {about['redis']}, wrk "
         f"`{about['wrk']}`. Everything on this one machine: PostgreSQL, Redis, gunicorn, the Celery worker and "
         f"beat, the fake TikTok, wrk and the bench process. Load average before / after: {about['load_before']} / "
         f"{about['load_after']} (other work on the machine makes the figures noisier).",

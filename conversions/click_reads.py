@@ -1,11 +1,11 @@
-"""The click a conversion names, with its link, campaign and pixel, in one prepared query; the click's
-latest lead in another.
+"""The click a conversion names, with its link, campaign and pixel, in one query; the click's latest lead
+in another. Both hand-written, planned for their values each time (not prepared: see fetch_one).
 
 Intake looks a click up on every conversion. Through the ORM, compiling the same select_related query
 (four tables, ~80 columns) cost about 1 ms of CPU per conversion, a quarter of the request
-(bench/README.md). Here the SELECT is written once from the models and prepared per connection; the
-rows become the same model instances the ORM would build (Model.from_db, with the fields' own
-from_db_value), with the link, campaign and pixel attached as select_related would attach them.
+(bench/README.md). Here the SELECT is written once from the models; the rows become the same model
+instances the ORM would build (Model.from_db, with the fields' own from_db_value), with the link,
+campaign and pixel attached as select_related would attach them.
 """
 
 from django.db import connection
@@ -39,7 +39,7 @@ def click_with_campaign(click_id: str) -> Click | None:
             .order_by()
             .first()
         )
-    row = fetch_one(CLICK_SQL, [click_id])
+    row = fetch_one(CLICK_SQL, [click_id], prepare=False)
     if row is None:
         return None
     instances, start = {}, 0
@@ -68,5 +68,5 @@ def latest_lead(click: Click) -> Lead | None:
     """The Telegram user most recently attributed to this click, or None."""
     if connection.vendor != "postgresql":
         return click.leads.order_by("-attributed_at", "-id").first()
-    row = fetch_one(LATEST_LEAD_SQL, [click.pk])
+    row = fetch_one(LATEST_LEAD_SQL, [click.pk], prepare=False)
     return None if row is None else model_from_row(Lead, _LEAD_FIELDS, row)
