@@ -1,9 +1,9 @@
-"""The click a conversion names, with its link, campaign and pixel, in one query; the click's latest lead
-in another. Both hand-written, planned for their values each time (not prepared: see fetch_one).
+"""The click a conversion names, with its link, campaign and pixel, in one prepared query; the click's
+latest lead in another.
 
 Intake looks a click up on every conversion. Through the ORM, compiling the same select_related query
 (four tables, ~80 columns) cost about 1 ms of CPU per conversion, a quarter of the request
-(bench/README.md). Here the SELECT is written once from the models; the rows become the same model
+(bench/README.md). Here the SELECT is written once from the models and prepared; the rows become the same model
 instances the ORM would build (Model.from_db, with the fields' own from_db_value), with the link,
 campaign and pixel attached as select_related would attach them.
 """
@@ -23,7 +23,10 @@ _TABLES = (
     (Pixel, "p", 'LEFT JOIN {table} p ON p."id" = cp."pixel_id"'),
 )
 _FIELDS = {model: tuple(model._meta.concrete_fields) for model, _, _ in _TABLES}
-CLICK_SQL = 'SELECT {columns} FROM {click} c {joins} WHERE c."click_id" = %s'.format(
+# The click is found first, alone (OFFSET 0 keeps PostgreSQL from folding the subquery into the join): on a
+# table without statistics yet, the joined form walked a whole index of the clicks (30+ ms a conversion
+# in bench/clicks.py) instead of using click_id's unique index.
+CLICK_SQL = 'SELECT {columns} FROM (SELECT * FROM {click} WHERE "click_id" = %s OFFSET 0) c {joins}'.format(
     columns=", ".join(f"{alias}.{_quote(field.column)}" for model, alias, _ in _TABLES for field in _FIELDS[model]),
     click=_quote(Click._meta.db_table),
     joins=" ".join(join.format(table=_quote(model._meta.db_table)) for model, _, join in _TABLES if join),
@@ -39,7 +42,7 @@ def click_with_campaign(click_id: str) -> Click | None:
             .order_by()
             .first()
         )
-    row = fetch_one(CLICK_SQL, [click_id], prepare=False)
+    row = fetch_one(CLICK_SQL, [click_id])
     if row is None:
         return None
     instances, start = {}, 0
@@ -68,5 +71,5 @@ def latest_lead(click: Click) -> Lead | None:
     """The Telegram user most recently attributed to this click, or None."""
     if connection.vendor != "postgresql":
         return click.leads.order_by("-attributed_at", "-id").first()
-    row = fetch_one(LATEST_LEAD_SQL, [click.pk], prepare=False)
+    row = fetch_one(LATEST_LEAD_SQL, [click.pk])
     return None if row is None else model_from_row(Lead, _LEAD_FIELDS, row)

@@ -73,3 +73,45 @@ def test_the_latest_lead_of_a_click():
 
     same_fields(read, newest)
     assert read.username == "newest" and read.customer_id == "telegram_2"
+
+
+@pytest.mark.parametrize("analyzed", [False, True])
+def test_the_click_is_found_through_its_unique_index_whatever_the_statistics(analyzed):
+    from django.db import connection
+
+    from conversions.click_reads import CLICK_SQL
+
+    campaign = CampaignFactory()
+    now = timezone.now()
+    Click.objects.bulk_create(Click(click_id=f"plan-{n}", campaign=campaign, created_at=now) for n in range(2000))
+    with connection.cursor() as cursor:
+        if analyzed:
+            cursor.execute("ANALYZE conversions_click")
+        cursor.execute("PREPARE click_lookup(varchar) AS " + CLICK_SQL.replace("%s", "$1"))
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute("EXPLAIN EXECUTE click_lookup('plan-7')")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("DEALLOCATE click_lookup")
+    clicks_scans = [line for line in plan.splitlines() if "on conversions_click" in line]
+    assert len(clicks_scans) == 1 and "click_click_id_uniq" in clicks_scans[0], plan
+
+
+@pytest.mark.parametrize("analyzed", [False, True])
+def test_the_latest_lead_is_found_through_the_click_index_whatever_the_statistics(analyzed):
+    from django.db import connection
+
+    from conversions.click_reads import LATEST_LEAD_SQL
+    from conversions.models import Lead
+
+    campaign = CampaignFactory()
+    click = Click.objects.create(click_id="lead-plan", campaign=campaign, created_at=timezone.now())
+    Lead.objects.bulk_create(Lead(telegram_user_id=n, click=click if n % 100 == 0 else None) for n in range(1, 2001))
+    with connection.cursor() as cursor:
+        if analyzed:
+            cursor.execute("ANALYZE conversions_lead")
+        cursor.execute("PREPARE lead_lookup(bigint) AS " + LATEST_LEAD_SQL.replace("%s", "$1"))
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute("EXPLAIN EXECUTE lead_lookup(%s)", [click.pk])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("DEALLOCATE lead_lookup")
+    assert "conversions_lead_click_id" in plan and "Seq Scan" not in plan, plan

@@ -1,4 +1,4 @@
-"""Hand-written statements on the hottest paths (a click, a new conversion), most of them kept prepared.
+"""Hand-written statements on the hottest paths (a click, a conversion), kept prepared.
 
 Django's cursors bind parameters on the client and never prepare; these run on a psycopg cursor of the
 same connection, inside whatever transaction Django has open, and PostgreSQL parses and plans each of
@@ -10,14 +10,13 @@ import psycopg
 from django.db import connection
 
 
-def fetch_one(sql: str, params: list, *, prepare: bool = True) -> tuple | None:
+def fetch_one(sql: str, params: list) -> tuple | None:
     """Run one statement with %s placeholders and return its first row (None when it returns none).
 
-    prepare=False for a read whose best plan depends on its parameters or on fresh statistics: it is
-    then planned for its values each time (PostgreSQL may keep a prepared statement's generic plan, made
-    when the table looked small or had no statistics, and walk a whole index with it).
+    A prepared statement may be run with a generic plan, made without the parameters' values and perhaps
+    before the table had statistics: write each one so that only the intended index can serve it.
     """
-    if connection.queries_logged or not prepare:
+    if connection.queries_logged:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
