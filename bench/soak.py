@@ -316,7 +316,7 @@ def markdown(results: dict) -> str:
     capacity, ok = results["capacity"], results["verdicts"]
     lines = [
         f"**Date:** {about['date']}. Code: `{about['revision']}`. **Machine:** {about['nproc']} vCPU {about['cpu']}, "
-        f"{about['memory_gb']} GiB, Python {about['python']}, Redis {about['redis']}, PostgreSQL at its defaults. "
+        f"{about['memory_gb']} GiB, Python {about['python']}, Redis {about['redis']}, PostgreSQL as configured there. "
         f"Load average before / after: {about['load_before']} / {about.get('load_after', '?')}. "
         f"gunicorn `-w 5` sync (gunicorn.conf.py on 2 cores), Celery worker `--concurrency=2` and beat, the fake "
         f"TikTok with its 10 requests/s limit. Load: wrk, {CONNECTIONS} connections, bench/wrk/soak.lua.",
