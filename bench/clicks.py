@@ -837,24 +837,35 @@ def describe_machine() -> dict:
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}  # fmt: skip
 
 
+def start_services(teardown: ExitStack, *, db_name: str, env: dict, ports: dict, logdir: Path) -> dict:
+    """A fresh migrated database, Redis and the fake TikTok, each undone by `teardown`."""
+    recreate_database(db_name)
+    teardown.callback(drop_database, db_name)
+    migrate(env)
+    stack = {"redis": start_redis(ports["redis"], env, logdir), "fake": start_fake(ports["fake"], env, logdir)}
+    teardown.callback(stack["fake"].stop)
+    teardown.callback(stack["redis"].stop)
+    return stack
+
+
+def start_celery(teardown: ExitStack, stack: dict, *, env: dict, logdir: Path) -> None:
+    """The Celery worker and beat into `stack`, stopped by `teardown`."""
+    stack["worker"], stack["beat"] = start_worker(env, logdir), start_beat(env, logdir)
+    teardown.callback(stack["beat"].stop)
+    teardown.callback(stack["worker"].stop)
+
+
 def run(args, *, env: dict, ports: dict, workdir: Path, deadline: float) -> dict:
     results = {"configs": []}
     logdir = workdir / "logs"
     logdir.mkdir()
     with ExitStack() as teardown:
-        recreate_database(DB_NAME)
-        teardown.callback(drop_database, DB_NAME)
-        migrate(env)
-        stack = {"redis": start_redis(ports["redis"], env, logdir), "fake": start_fake(ports["fake"], env, logdir)}
-        teardown.callback(stack["fake"].stop)
-        teardown.callback(stack["redis"].stop)
+        stack = start_services(teardown, db_name=DB_NAME, env=env, ports=ports, logdir=logdir)
         fixture = create_fixture(workdir)
         if args.probe_repeats:
             results["probe"] = probe_click_path(fixture, args.probe_repeats)
             print(f"probe: {results['probe']}", flush=True)
-        stack["worker"], stack["beat"] = start_worker(env, logdir), start_beat(env, logdir)
-        teardown.callback(stack["beat"].stop)
-        teardown.callback(stack["worker"].stop)
+        start_celery(teardown, stack, env=env, logdir=logdir)
         wait_until(lambda: "ready." in stack["worker"].log_text() or _worker_ready(stack["worker"]), timeout=60,
                    what="the Celery worker")  # fmt: skip
         cases = click_cases(fixture)

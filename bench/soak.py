@@ -45,25 +45,20 @@ from clicks import (
     WRK_DIR,
     create_fixture,
     stack_env,
-    start_fake,
+    start_celery,
     start_gunicorn,
-    start_worker,
+    start_services,
 )
 from common import (
     README,
     ROOT,
-    drop_database,
     free_port,
     git_revision,
     guarded,
     hard_cap,
     load_average,
     machine,
-    migrate,
-    recreate_database,
     rss_mb,
-    start_beat,
-    start_redis,
     wait_until,
     write_readme_section,
 )
@@ -376,17 +371,10 @@ def run(args, *, env: dict, ports: dict, workdir: Path) -> dict:
     logdir.mkdir()
     results = {}
     with ExitStack() as teardown:
-        recreate_database(DB_NAME)
-        teardown.callback(drop_database, DB_NAME)
-        migrate(env)
-        stack = {"redis": start_redis(ports["redis"], env, logdir), "fake": start_fake(ports["fake"], env, logdir)}
-        teardown.callback(stack["fake"].stop)
-        teardown.callback(stack["redis"].stop)
+        stack = start_services(teardown, db_name=DB_NAME, env=env, ports=ports, logdir=logdir)
         fixture = create_fixture(workdir)
         fixture_clicks = Click.objects.count()
-        stack["worker"], stack["beat"] = start_worker(env, logdir), start_beat(env, logdir)
-        teardown.callback(stack["beat"].stop)
-        teardown.callback(stack["worker"].stop)
+        start_celery(teardown, stack, env=env, logdir=logdir)
         stack["gunicorn"], url = start_gunicorn(GUNICORN, env, logdir)
         teardown.callback(stack["gunicorn"].stop)
 

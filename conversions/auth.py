@@ -7,7 +7,6 @@ Postbacks may carry the key as `?key=` because affiliate networks cannot set hea
 import hashlib
 import hmac
 import secrets
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,6 +17,7 @@ from rest_framework import authentication, exceptions, permissions
 
 from conversions.models import ApiKey
 from conversions.selectors import one_or_none
+from tracker.ttl_cache import cached
 
 HEADER_KEYWORD = "Api-Key"
 QUERY_PARAMS = ("key", "api_key")
@@ -36,10 +36,9 @@ def api_key_create(*, name: str, scope: str) -> tuple[ApiKey, str]:
     return api_key, raw_key
 
 
-# Keys that checked out, by the hash of the whole key, for API_KEY_CACHE_TTL_S: a bot or a partner
-# sends many requests a second with the same key, and each would otherwise read the same row.
-_checked: dict[str, tuple[float, ApiKey]] = {}
-MAX_CACHED_KEYS = 1_000
+# Keys by the hash of the whole key, for API_KEY_CACHE_TTL_S: a bot or a partner sends many requests a
+# second with the same key, and each would otherwise read the same row.
+_checked: dict[str, tuple[float, ApiKey | None]] = {}
 
 
 def forget_checked_keys() -> None:
@@ -53,21 +52,19 @@ def api_key_check(raw_key: str) -> ApiKey | None:
     if not dot or len(prefix) != 8:
         return None
     key_hash = hash_key(raw_key)
-    cached = _checked.get(key_hash)
-    if cached is not None and cached[0] > time.monotonic():
-        api_key = cached[1]
-    else:
-        api_key = one_or_none(ApiKey.objects.filter(prefix=prefix, is_active=True))
-        if api_key is None or not hmac.compare_digest(api_key.key_hash, key_hash):
-            return None
-        if settings.API_KEY_CACHE_TTL_S > 0:
-            if len(_checked) >= MAX_CACHED_KEYS:
-                _checked.clear()
-            _checked[key_hash] = (time.monotonic() + settings.API_KEY_CACHE_TTL_S, api_key)
+    api_key = cached(
+        _checked,
+        key_hash,
+        lambda: one_or_none(ApiKey.objects.filter(prefix=prefix, is_active=True)),
+        ttl_s=settings.API_KEY_CACHE_TTL_S,
+    )
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, key_hash):
+        return None
     now = timezone.now()
     # At most one write a minute per key, so busy intake does not turn the key into a hot row.
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now  # the cached row too, or each request within the TTL would write again
     return api_key
 
 

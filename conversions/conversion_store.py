@@ -8,17 +8,13 @@ also between two identical requests at the same moment. Other databases (SQLite 
 the ORM.
 """
 
-import json
-
 from django.db import IntegrityError, connection, transaction
-from psycopg.types.json import Jsonb
 
 from conversions.models import Conversion, ConversionStatusChange
 from tiktok_ads.outbox import outbox_insert_sql_after, outbox_params
-from tracker.db.statements import fetch_one, insert_columns
+from tracker.db.statements import fetch_one, insert_columns, insert_params
 
 _FIELDS = insert_columns(Conversion)
-_JSON_FIELDS = frozenset(field.attname for field in _FIELDS if field.get_internal_type() == "JSONField")
 _quote = connection.ops.quote_name
 _CONVERSION_SQL = (
     f"INSERT INTO {_quote(Conversion._meta.db_table)} ({', '.join(_quote(field.column) for field in _FIELDS)}) "
@@ -41,13 +37,7 @@ def conversion_insert(conversion: Conversion, *, event: dict | None = None) -> b
     True when written; False when a conversion with the same dedup_key exists (then nothing is written)."""
     if connection.vendor != "postgresql":
         return _orm_insert(conversion, event)
-    params = [
-        Jsonb(getattr(conversion, field.attname))
-        if field.attname in _JSON_FIELDS
-        else getattr(conversion, field.attname)
-        for field in _FIELDS
-    ]
-    params += [conversion.status, conversion.amount_minor, conversion.created_at]
+    params = insert_params(conversion, _FIELDS) + [conversion.status, conversion.amount_minor, conversion.created_at]
     if event is None:
         row = fetch_one(INSERT_SQL, params)
     else:
@@ -71,7 +61,7 @@ def _orm_insert(conversion: Conversion, event: dict | None) -> bool:
                 new_amount_minor=conversion.amount_minor,
             )  # fmt: skip
             if event is not None:
-                TikTokEvent.objects.create(**{**event, "payload": json.loads(event["payload"])})
+                TikTokEvent.objects.create(**event)
         return True
     except IntegrityError:
         if not Conversion.objects.filter(dedup_key=conversion.dedup_key).exists():

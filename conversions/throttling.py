@@ -3,26 +3,20 @@ increment: in Redis when REDIS_URL is set (all web workers share it; one round t
 
 import logging
 import time
-from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
+from tracker.redis_client import redis_client
+
 WINDOW_S = 60
 logger = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=1)
-def _redis(url: str):
-    import redis
-
-    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-
-
 def _count(key: str) -> int:
     if settings.REDIS_URL:
-        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
+        pipe = redis_client(settings.REDIS_URL).pipeline(transaction=False)
         pipe.incr(key)
         pipe.expire(key, WINDOW_S * 2)
         return pipe.execute()[0]

@@ -13,19 +13,16 @@ Other databases (SQLite in development) use the ORM and a query. With PgBouncer 
 prepared statements need PgBouncer 1.21+ with `max_prepared_statements` set (docs/scaling.md).
 """
 
-import json
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from psycopg.types.json import Jsonb
 
 from conversions.models import Click
 from tiktok_ads.outbox import OUTBOX_INSERT_SQL, outbox_params
-from tracker.db.statements import fetch_one, insert_columns
+from tracker.db.statements import fetch_one, insert_columns, insert_params
 
 _FIELDS = insert_columns(Click)
-_JSON_FIELDS = frozenset(field.attname for field in _FIELDS if field.get_internal_type() == "JSONField")
 _quote = connection.ops.quote_name
 _TABLE = _quote(Click._meta.db_table)
 # The visitor's unique click within the window on the same link (or, for /click, on the campaign without a
@@ -58,14 +55,13 @@ INSERT_WITH_EVENT_SQL = {
 }
 
 
+_UNIQUE_AT = next(index for index, field in enumerate(_FIELDS) if field.attname == "is_unique")
+
+
 def _params(click: Click, since) -> list:
-    params = []
-    for field in _FIELDS:
-        value = getattr(click, field.attname)
-        if field.attname == "is_unique":
-            params += [value, click.link_id or click.campaign_id, click.visitor_hash, since]
-        else:
-            params.append(Jsonb(value) if field.attname in _JSON_FIELDS else value)
+    params = insert_params(click, _FIELDS)
+    # is_unique's place takes the candidate flag and the unique check's parameters
+    params[_UNIQUE_AT + 1 : _UNIQUE_AT + 1] = [click.link_id or click.campaign_id, click.visitor_hash, since]
     return params
 
 
@@ -94,7 +90,7 @@ def _orm_insert(click: Click, since, event: dict | None) -> None:
     with transaction.atomic():
         click.save(force_insert=True)
         if event is not None:
-            TikTokEvent.objects.create(**{**event, "payload": json.loads(event["payload"])})
+            TikTokEvent.objects.create(**event)
 
 
 def _earlier_unique(click: Click, since) -> bool:

@@ -4,30 +4,17 @@ A viral link is read thousands of times a second and changes a few times a day: 
 cache removes a query from every click. Pausing a link takes effect within the TTL on every worker.
 """
 
-import time
-
 from django.conf import settings
 
 from conversions.models import Campaign, TrafficSource
+from tracker.ttl_cache import cached
 
-MAX_CACHED = 20_000
 _links: dict[str, tuple[float, TrafficSource | None]] = {}
 _campaigns: dict[int, tuple[float, Campaign | None]] = {}
 
 
 def _cached(cache: dict, key, load):
-    ttl = settings.LINK_CACHE_TTL_S
-    if ttl <= 0:
-        return load()
-    now = time.monotonic()
-    hit = cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    if len(cache) >= MAX_CACHED:
-        cache.clear()  # unknown ids from a scanner must not grow the cache without bound
-    value = load()
-    cache[key] = (now + ttl, value)
-    return value
+    return cached(cache, key, load, ttl_s=settings.LINK_CACHE_TTL_S)
 
 
 def active_link(utm_id: str) -> TrafficSource | None:

@@ -161,21 +161,9 @@ class TikTokClient:
         body = {"advertiser_id": advertiser_id, "custom_audience_name": name, "lookalike_spec": spec}
         return _created_audience_id(self._post(LOOKALIKE_PATH, body), "lookalike")
 
-    def audience_members(
-        self,
-        *,
-        advertiser_id: str,
-        audience_id: str,
-        action: str,
-        id_schema: list[str],
-        rows: list[list[str | None]],
-    ) -> TikTokResponse:
-        """Add or delete members; each row holds one hashed id per `id_schema` entry."""
-        return self.send(
-            self.prepare_audience_members(
-                advertiser_id=advertiser_id, audience_id=audience_id, action=action, id_schema=id_schema, rows=rows
-            )
-        )
+    def audience_members(self, **members) -> TikTokResponse:
+        """Add or delete members (the arguments of prepare_audience_members) and send the request now."""
+        return self.send(self.prepare_audience_members(**members))
 
     def prepare_audience_members(
         self,

@@ -131,7 +131,10 @@ def conversion_event_row(conversion) -> dict | None:
     found = _conversion_pixel_event(conversion)
     if found is None or conversion.status != conversion.Status.APPROVED:
         return None
-    pixel, event = found
+    return _conversion_event_row(conversion, *found)
+
+
+def _conversion_event_row(conversion, pixel: Pixel, event: str) -> dict:
     event_id = conversion_event_id(conversion)
     skip_reason = ""
     if not conversion.in_attribution_window:
@@ -163,7 +166,7 @@ def on_conversion_changed(conversion) -> None:
     found = _conversion_pixel_event(conversion)
     if found is None:
         return
-    pixel, _ = found
+    pixel, event = found
     if conversion.status != conversion.Status.APPROVED:
         TikTokEvent.objects.filter(
             pixel=pixel,
@@ -171,7 +174,7 @@ def on_conversion_changed(conversion) -> None:
             status__in=[TikTokEvent.Status.QUEUED, TikTokEvent.Status.RETRYING],
         ).update(status=TikTokEvent.Status.SKIPPED, last_message=f"conversion {conversion.status}")
         return
-    row_queue(pixel=pixel, row=conversion_event_row(conversion))
+    row_queue(pixel=pixel, row=_conversion_event_row(conversion, pixel, event))
 
 
 def too_old(event_time) -> bool:

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tiktok_ads.models import Pixel, TikTokEvent
+from tracker.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 FLUSH_DEBOUNCE_MS = 500
@@ -86,7 +87,7 @@ def outbox_row(
         "event_id": event_id,
         "event": event,
         "event_time": event_time,
-        "payload": json.dumps(payload, cls=DjangoJSONEncoder),
+        "payload": payload,
         "source": source,
         "status": TikTokEvent.Status.SKIPPED if skip_reason else TikTokEvent.Status.QUEUED,
         "attempts": 0,
@@ -100,7 +101,9 @@ def outbox_row(
 
 
 def outbox_params(row: dict) -> list:
-    return [row[column] for column in OUTBOX_COLUMNS]
+    """The row's values in OUTBOX_COLUMNS order, the payload as JSON text."""
+    return [json.dumps(row[column], cls=DjangoJSONEncoder) if column == "payload" else row[column]
+            for column in OUTBOX_COLUMNS]  # fmt: skip
 
 
 def row_committed(row: dict) -> None:
@@ -113,8 +116,7 @@ def row_committed(row: dict) -> None:
 def _insert_once(*, pixel: Pixel, row: dict) -> tuple[TikTokEvent, bool]:
     """On PostgreSQL one INSERT … ON CONFLICT DO NOTHING (no savepoint, no read first); elsewhere
     get_or_create."""
-    fields = {key: value for key, value in row.items() if key not in ("pixel_id", "event_id", "payload")}
-    fields["payload"] = json.loads(row["payload"])
+    fields = {key: value for key, value in row.items() if key not in ("pixel_id", "event_id")}
     if connection.vendor != "postgresql":
         with transaction.atomic():
             return TikTokEvent.objects.get_or_create(pixel=pixel, event_id=row["event_id"], defaults=fields)
@@ -124,12 +126,6 @@ def _insert_once(*, pixel: Pixel, row: dict) -> tuple[TikTokEvent, bool]:
     if inserted is None:
         return TikTokEvent.objects.get(pixel=pixel, event_id=row["event_id"]), False
     return TikTokEvent(id=inserted[0], pixel=pixel, event_id=row["event_id"], **fields), True
-
-
-def _redis():
-    import redis
-
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
 _last_wake_up: dict[int, float] = {}
@@ -157,7 +153,8 @@ def schedule_flush(pixel_id: int) -> None:
         return
     try:
         if settings.REDIS_URL:
-            first = _redis().set(f"tiktok:flush-scheduled:{pixel_id}", 1, nx=True, px=FLUSH_DEBOUNCE_MS)
+            key = f"tiktok:flush-scheduled:{pixel_id}"
+            first = redis_client(settings.REDIS_URL).set(key, 1, nx=True, px=FLUSH_DEBOUNCE_MS)
             if not first:
                 return
         flush_pixel.apply_async(args=[pixel_id], countdown=FLUSH_DEBOUNCE_MS / 1000, retry=False)

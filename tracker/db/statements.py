@@ -8,6 +8,8 @@ they go through Django's cursor instead, so they are seen.
 
 import psycopg
 from django.db import connection
+from django.db.models import JSONField
+from psycopg.types.json import Jsonb
 
 
 def fetch_one(sql: str, params: list) -> tuple | None:
@@ -29,6 +31,14 @@ def fetch_one(sql: str, params: list) -> tuple | None:
 def insert_columns(model) -> tuple:
     """The model's concrete fields an INSERT writes (all but the primary key), in a fixed order."""
     return tuple(field for field in model._meta.concrete_fields if not field.primary_key)
+
+
+def insert_params(instance, fields: tuple) -> list:
+    """The instance's values of `fields` as statement parameters (JSON fields as jsonb)."""
+    return [
+        Jsonb(getattr(instance, field.attname)) if isinstance(field, JSONField) else getattr(instance, field.attname)
+        for field in fields
+    ]
 
 
 def model_from_row(model, fields: tuple, values) -> object:
