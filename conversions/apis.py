@@ -52,8 +52,25 @@ class ConversionOutput(serializers.Serializer):
         return self.context["outcome"]
 
 
+def conversion_body(result: services.ConversionResult) -> dict:
+    """What ConversionOutput renders (it documents the body in the schema), built directly: through the
+    serializer the answer was about a tenth of a conversion's CPU. A test keeps the two equal."""
+    conversion = result.conversion
+    return {
+        "outcome": result.outcome,
+        "conversion_id": conversion.public_id,
+        "status": conversion.status,
+        "goal": conversion.goal,
+        "amount": conversion.amount_minor,
+        "currency": conversion.currency,
+        "utm_id": conversion.link.utm_id if conversion.link_id is not None else None,
+        "click_id": conversion.click.click_id if conversion.click_id is not None else None,
+        "time_to_conversion": conversion.time_to_conversion_s,
+    }
+
+
 def conversion_response(result: services.ConversionResult) -> Response:
-    body = ConversionOutput(result.conversion, context={"outcome": result.outcome}).data
+    body = conversion_body(result)
     code = status.HTTP_201_CREATED if result.outcome == "created" else status.HTTP_200_OK
     return Response(body, status=code)
 
@@ -170,7 +187,7 @@ class PostbackApi(APIView):
         data = PostbackInput(data=postback_params(raw))
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        click = click_with_campaign(fields["click_id"])
+        click = click_with_campaign(fields["click_id"], with_latest_lead=True)
         if click is None:
             raise NotFoundField("click_id", "No click with this click_id.")
         kept = {key[:64]: str(value)[:200] for key, value in list(raw.items())[:MAX_PARAMS_KEPT] if key != "key"}

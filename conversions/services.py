@@ -42,10 +42,10 @@ class Touch:
     click: Click | None
 
 
-def resolve_token(token: str) -> Touch | None:
+def resolve_token(token: str, *, with_latest_lead: bool = False) -> Touch | None:
     """A /start token is a click id (exact) or a plain utm_id (the link only)."""
     # The campaign comes with its pixel: the funnel's TikTok event needs it in the same request.
-    click = click_with_campaign(token)
+    click = click_with_campaign(token, with_latest_lead=with_latest_lead)
     if click is not None and click.link_id is not None:
         return Touch(link=click.link, click=click)
     link = one_or_none(TrafficSource.objects.select_related("campaign__pixel").filter(utm_id=token))
@@ -154,7 +154,7 @@ class ConversionResult:
 
 def _attribution(*, token: str, lead: Lead | None) -> Touch:
     if token:
-        touch = resolve_token(token)
+        touch = resolve_token(token, with_latest_lead=lead is None)
         if touch is None:
             raise NotFoundField("utm_id", "No tracking link or click with this id.")
         # The bot often knows only the link's utm_id; the lead may know the exact click on that link.

@@ -105,7 +105,7 @@ def links_read_fresh(settings):
 
 @pytest.fixture(scope="session", autouse=True)
 def empty_test_redis():
-    """Unique-click keys live in Redis: each run starts from an empty test Redis database."""
+    """Throttle counters live in Redis: each run starts from an empty test Redis database."""
     import os
 
     import redis
@@ -119,7 +119,10 @@ def empty_test_redis():
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    """Throttle counters and unique-click keys start empty in every test."""
+    """Throttle counters (and each worker's reservations of them) start empty in every test."""
     from django.core.cache import cache
 
+    from conversions.throttling import forget_reservations
+
     cache.clear()
+    forget_reservations()

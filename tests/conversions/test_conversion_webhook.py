@@ -131,3 +131,34 @@ def test_bad_email_or_phone_is_400(bot_api, started_click, field, value):
 
     assert response.status_code == 400 and field in response.json()["fields"]
     assert value not in response.content.decode()
+
+
+def test_the_answer_is_what_the_documented_serializer_renders(bot_api, client, intake_key, started_click):
+    """conversion_body builds the answer without the serializer; the schema documents ConversionOutput."""
+    from conversions.apis import ConversionOutput, conversion_body
+    from conversions.services import ConversionResult
+
+    def rendered(conversion, outcome):
+        return dict(ConversionOutput(conversion, context={"outcome": outcome}).data)
+
+    requests = {
+        "by click id": lambda: bot_api.post(WEBHOOK, {"utm_id": started_click.click_id, "amount": 5000,
+                                                      "transaction_id": "T-1"}, format="json"),  # fmt: skip
+        "updated": lambda: bot_api.post(WEBHOOK, {"utm_id": started_click.click_id, "amount": 100,
+                                                  "status": "refund", "transaction_id": "T-1"}, format="json"),  # fmt: skip
+        "unchanged": lambda: bot_api.post(WEBHOOK, {"utm_id": started_click.click_id, "amount": 100,
+                                                    "status": "refund", "transaction_id": "T-1"}, format="json"),  # fmt: skip
+        "postback": lambda: client.get(f"/postback?key={intake_key}&click_id={started_click.click_id}&payout=1.25"
+                                       "&txid=P-1"),  # fmt: skip
+    }
+    for name, request in requests.items():
+        body = request().json()
+        assert body == rendered(Conversion.objects.get(public_id=body["conversion_id"]), body["outcome"]), name
+        assert body["outcome"] == {"by click id": "created", "postback": "created"}.get(name, name)
+        assert body["click_id"] == started_click.click_id and body["utm_id"] == "tiktok_abc123"
+    # The postback read the click's latest lead with the click, in the same query.
+    assert Conversion.objects.get(transaction_id="P-1").lead.telegram_user_id == 123456789
+
+    bare = Conversion(public_id="c-1", status="pending", goal="deposit", amount_minor=0, currency="EUR")
+    assert conversion_body(ConversionResult(conversion=bare, outcome="created")) == rendered(bare, "created")
+    assert conversion_body(ConversionResult(conversion=bare, outcome="created"))["click_id"] is None

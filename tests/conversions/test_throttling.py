@@ -38,3 +38,49 @@ def test_admin_login_still_works_below_the_limit(client, admin_user):
     response = client.post("/admin/login/?next=/admin/", {"username": "admin", "password": "password"})
 
     assert response.status_code == 302 and response["Location"] == "/admin/"
+
+
+def _counter(settings, api_key) -> int:
+    """The shared count of the key's current window, as every web worker sees it."""
+    import time
+
+    import redis
+
+    from conversions.throttling import WINDOW_S
+
+    key = f"throttle:intake:{api_key.prefix}:{int(time.time() // WINDOW_S)}"
+    return int(redis.Redis.from_url(settings.REDIS_URL).get(key) or 0)
+
+
+@pytest.mark.skipif("not __import__('os').environ.get('REDIS_URL')", reason="needs the test Redis")
+def test_a_worker_reserves_requests_in_chunks_and_the_limit_is_never_exceeded(bot_api, link, settings):
+    import time
+
+    import redis
+
+    from conversions.models import ApiKey
+    from conversions.throttling import WINDOW_S, forget_reservations, reservation_size
+
+    settings.INTAKE_REQUESTS_PER_MINUTE = 2_500  # reservations of 2
+    assert reservation_size(2_500) == 2
+    body = {"utm_id": "tiktok_abc123", "amount": 100}
+    first = bot_api.post("/api/v1/utm/webhook/conversion", body, format="json")
+    api_key = ApiKey.objects.get()
+    if int(time.time() % WINDOW_S) > WINDOW_S - 3:  # do not straddle two windows
+        time.sleep(4)
+        forget_reservations()
+        first = bot_api.post("/api/v1/utm/webhook/conversion", body, format="json")
+    assert first.status_code == 201
+    assert _counter(settings, api_key) == 2  # one round trip reserved two requests
+    second = bot_api.post("/api/v1/utm/webhook/conversion", body, format="json")
+    assert second.status_code == 201 and _counter(settings, api_key) == 2  # spent locally
+
+    # The other workers have taken all but three of the window's requests.
+    key = f"throttle:intake:{api_key.prefix}:{int(time.time() // WINDOW_S)}"
+    redis.Redis.from_url(settings.REDIS_URL).set(key, 2_497)
+    answers = [bot_api.post("/api/v1/utm/webhook/conversion", body, format="json").status_code for _ in range(4)]
+
+    # 2,497 + 2 reserved here + 1 of the next reservation fit; then the limit is reached.
+    assert answers == [201, 201, 201, 429]
+    forget_reservations()  # another worker, with nothing reserved
+    assert bot_api.post("/api/v1/utm/webhook/conversion", body, format="json").status_code == 429

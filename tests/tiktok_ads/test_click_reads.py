@@ -54,6 +54,28 @@ def test_an_unknown_click_id_is_none():
     assert click_with_campaign("nope") is None
 
 
+def test_the_latest_lead_read_with_the_click(django_assert_num_queries):
+    from datetime import timedelta
+
+    from conversions.click_reads import latest_lead
+    from conversions.models import Lead
+
+    campaign = CampaignFactory()
+    now = timezone.now()
+    click = Click.objects.create(click_id="read-5", campaign=campaign, created_at=now)
+    Lead.objects.create(telegram_user_id=1, click=click, attributed_at=now - timedelta(hours=1))
+    newest = Lead.objects.create(telegram_user_id=2, click=click, attributed_at=now, username="newest")
+    alone = Click.objects.create(click_id="read-6", campaign=campaign, created_at=now)
+
+    with django_assert_num_queries(1):
+        read = click_with_campaign("read-5", with_latest_lead=True)
+        lead = latest_lead(read)
+    same_fields(read, click)
+    same_fields(lead, newest)
+    with django_assert_num_queries(1):
+        assert latest_lead(click_with_campaign(alone.click_id, with_latest_lead=True)) is None
+
+
 def test_the_latest_lead_of_a_click():
     from datetime import timedelta
 
@@ -76,24 +98,36 @@ def test_the_latest_lead_of_a_click():
 
 
 @pytest.mark.parametrize("analyzed", [False, True])
-def test_the_click_is_found_through_its_unique_index_whatever_the_statistics(analyzed):
+@pytest.mark.parametrize("statement", ["CLICK_SQL", "CLICK_WITH_LEAD_SQL"])
+def test_the_click_is_found_through_its_unique_index_whatever_the_statistics(analyzed, statement):
     from django.db import connection
 
-    from conversions.click_reads import CLICK_SQL
+    from conversions import click_reads
+    from conversions.models import Lead
 
     campaign = CampaignFactory()
     now = timezone.now()
-    Click.objects.bulk_create(Click(click_id=f"plan-{n}", campaign=campaign, created_at=now) for n in range(2000))
+    clicks = Click.objects.bulk_create(
+        Click(click_id=f"plan-{n}", campaign=campaign, created_at=now) for n in range(2000)
+    )
+    Lead.objects.bulk_create(Lead(telegram_user_id=n, click=clicks[n], attributed_at=now) for n in range(1, 2000))
     with connection.cursor() as cursor:
         if analyzed:
             cursor.execute("ANALYZE conversions_click")
-        cursor.execute("PREPARE click_lookup(varchar) AS " + CLICK_SQL.replace("%s", "$1"))
+            cursor.execute("ANALYZE conversions_lead")
+        cursor.execute("PREPARE click_lookup(varchar) AS " + getattr(click_reads, statement).replace("%s", "$1"))
         cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         cursor.execute("EXPLAIN EXECUTE click_lookup('plan-7')")
         plan = "\n".join(row[0] for row in cursor.fetchall())
         cursor.execute("DEALLOCATE click_lookup")
     clicks_scans = [line for line in plan.splitlines() if "on conversions_click" in line]
     assert len(clicks_scans) == 1 and "click_click_id_uniq" in clicks_scans[0], plan
+    lead_scans = [line for line in plan.splitlines() if "on conversions_lead" in line]
+    if statement == "CLICK_WITH_LEAD_SQL":
+        assert "conversions_lead_click_id" in plan, plan
+        assert all("conversions_lead_click_id" in line or "Bitmap Heap Scan" in line for line in lead_scans), plan
+    else:
+        assert lead_scans == [], plan
 
 
 @pytest.mark.parametrize("analyzed", [False, True])
