@@ -141,13 +141,11 @@ def test_the_answer_is_what_the_documented_serializer_renders(bot_api, client, i
     def rendered(conversion, outcome):
         return dict(ConversionOutput(conversion, context={"outcome": outcome}).data)
 
+    refund = {"utm_id": started_click.click_id, "amount": 100, "status": "refund", "transaction_id": "T-1"}
     requests = {
-        "by click id": lambda: bot_api.post(WEBHOOK, {"utm_id": started_click.click_id, "amount": 5000,
-                                                      "transaction_id": "T-1"}, format="json"),  # fmt: skip
-        "updated": lambda: bot_api.post(WEBHOOK, {"utm_id": started_click.click_id, "amount": 100,
-                                                  "status": "refund", "transaction_id": "T-1"}, format="json"),  # fmt: skip
-        "unchanged": lambda: bot_api.post(WEBHOOK, {"utm_id": started_click.click_id, "amount": 100,
-                                                    "status": "refund", "transaction_id": "T-1"}, format="json"),  # fmt: skip
+        "by click id": lambda: bot_api.post(WEBHOOK, {**refund, "amount": 5000, "status": "approved"}, format="json"),
+        "updated": lambda: bot_api.post(WEBHOOK, refund, format="json"),
+        "unchanged": lambda: bot_api.post(WEBHOOK, refund, format="json"),
         "postback": lambda: client.get(f"/postback?key={intake_key}&click_id={started_click.click_id}&payout=1.25"
                                        "&txid=P-1"),  # fmt: skip
     }
