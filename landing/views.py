@@ -1,10 +1,10 @@
 """What a visitor touches: /l/<utm_id> and the classic /click. Record the click, then redirect."""
 
 import re
+import secrets
 
 from django.conf import settings
-from django.http import HttpResponseNotFound, HttpResponseRedirect
-from django.shortcuts import render
+from django.http import HttpResponse, HttpResponseNotFound, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_safe
 
@@ -46,12 +46,15 @@ def link_click(request, utm_id: str):
     click = click_record(
         campaign=link.campaign, link=link, visit=Visit.from_request(request), shows_landing=shows_landing
     )
-    destination = destination_for(link, click)
     if not shows_landing:
-        return _no_store(HttpResponseRedirect(destination))
+        return _no_store(HttpResponseRedirect(destination_for(link, click)))
+    return _no_store(HttpResponse(landing_page_html(link, click)))
+
+
+def _page_context(link: TrafficSource, destination: str) -> dict:
     page = link.landing_page
     delay_s = page.redirect_delay_s if page and page.redirect_delay_s is not None else settings.LANDING_REDIRECT_DELAY_S
-    context = {
+    return {
         "link": link,
         "page": page,
         "title": page.title if page else link.campaign.name,
@@ -62,7 +65,25 @@ def link_click(request, utm_id: str):
         "destination": destination,
         "delay_s": delay_s,
     }
-    return _no_store(render(request, "landing/page.html", context))
+
+
+# Stands for the click id in a link's page rendered once: url-safe characters, so it is written the same
+# way in the page's HTML attributes and its JSON, as a real click id is; random, so no page text holds it.
+_CLICK_ID_SLOT = "slot" + secrets.token_urlsafe(12)
+
+
+def landing_page_html(link: TrafficSource, click) -> str:
+    """The link's landing page for this click. A Telegram link's page differs between clicks only by the
+    click id, so it is rendered once per cached link (it lives as long as the link stays in the link cache,
+    LINK_CACHE_TTL_S) and the click id is put in its place; an offer URL's macros differ per click."""
+    if link.destination != TrafficSource.Destination.TELEGRAM:
+        return render_to_string("landing/page.html", _page_context(link, destination_for(link, click)))
+    page = getattr(link, "_rendered_page", None)
+    if page is None:
+        slot_destination = f"https://t.me/{link.telegram_bot}?start={_CLICK_ID_SLOT}"
+        page = render_to_string("landing/page.html", _page_context(link, slot_destination))
+        link._rendered_page = page
+    return page.replace(_CLICK_ID_SLOT, click.click_id)
 
 
 @require_safe

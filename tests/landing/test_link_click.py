@@ -49,6 +49,51 @@ def test_landing_page_redirects_to_telegram_with_the_click_id_and_sets_no_cookie
     assert response["Cache-Control"] == "no-store, private"
 
 
+def test_a_cached_links_page_is_rendered_once_and_each_visit_gets_its_own_click_id(visit, link, settings):
+    import json
+
+    from django.test.signals import template_rendered
+
+    from landing.selectors import forget_cached_links
+
+    settings.LINK_CACHE_TTL_S = 60
+    renders = []
+
+    def count(sender, template, **kwargs):
+        renders.append(template.name)
+
+    template_rendered.connect(count)
+    try:
+        pages = [visit("/l/tiktok_abc123", ip=f"95.123.45.{n}").content.decode() for n in (1, 2)]
+    finally:
+        template_rendered.disconnect(count)
+
+    assert renders.count("landing/page.html") == 1
+    first, second = Click.objects.order_by("id")
+    for page, click in zip(pages, (first, second), strict=True):
+        telegram_url = f"https://t.me/demo_tracker_bot?start={click.click_id}"
+        assert f'content="3;url={telegram_url}"' in page and f'href="{telegram_url}"' in page
+        assert json.loads(re.search(r'id="destination" type="application/json">(.*?)</script>', page)[1]) == telegram_url
+        assert "slot" not in page.replace("slots", "")
+    link.landing_page.title = "Basketball Insider"
+    link.landing_page.save()
+    forget_cached_links()  # what the TTL does
+    assert "Basketball Insider" in visit("/l/tiktok_abc123").content.decode()
+
+
+def test_an_offer_links_page_is_rendered_for_each_click(visit, link, settings):
+    settings.LINK_CACHE_TTL_S = 60
+    link.destination = TrafficSource.Destination.URL
+    link.destination_url = "https://offer.example/?c={click_id}&country={country}"
+    link.save()
+
+    pages = [visit("/l/tiktok_abc123", ip=ip).content.decode() for ip in ("95.123.45.67", "10.0.0.1")]
+
+    first, second = Click.objects.order_by("id")
+    assert f'href="https://offer.example/?c={first.click_id}&amp;country=ES"' in pages[0]
+    assert f'href="https://offer.example/?c={second.click_id}&amp;country="' in pages[1]
+
+
 def test_redirect_delay_comes_from_the_landing_page(visit, link):
     link.landing_page.redirect_delay_s = 5
     link.landing_page.save()
