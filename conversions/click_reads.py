@@ -12,24 +12,22 @@ from django.db import connection
 
 from conversions.models import Campaign, Click, Lead, TrafficSource
 from tiktok_ads.models import Pixel
-from tracker.db.statements import fetch_one, model_from_row
+from tracker.db.statements import Joined, fetch_one, instances_from_row, joined_clauses, joined_columns, model_from_row
 
 _quote = connection.ops.quote_name
-# (model, alias, the column that joins it); the click's link is optional and so is the campaign's pixel.
+# The click's link is optional and so is the campaign's pixel.
 _TABLES = (
-    (Click, "c", None),
-    (TrafficSource, "l", 'LEFT JOIN {table} l ON l."id" = c."link_id"'),
-    (Campaign, "cp", 'JOIN {table} cp ON cp."id" = c."campaign_id"'),
-    (Pixel, "p", 'LEFT JOIN {table} p ON p."id" = cp."pixel_id"'),
+    Joined(Click, "c"),
+    Joined(TrafficSource, "l", 'LEFT JOIN {table} l ON l."id" = c."link_id"'),
+    Joined(Campaign, "cp", 'JOIN {table} cp ON cp."id" = c."campaign_id"'),
+    Joined(Pixel, "p", 'LEFT JOIN {table} p ON p."id" = cp."pixel_id"'),
 )
-_FIELDS = {model: tuple(model._meta.concrete_fields) for model, _, _ in _TABLES}
 # The click is found first, alone (OFFSET 0 keeps PostgreSQL from folding the subquery into the join): on a
 # table without statistics yet, the joined form walked a whole index of the clicks (30+ ms a conversion
 # in bench/clicks.py) instead of using click_id's unique index.
-CLICK_SQL = 'SELECT {columns} FROM (SELECT * FROM {click} WHERE "click_id" = %s OFFSET 0) c {joins}'.format(
-    columns=", ".join(f"{alias}.{_quote(field.column)}" for model, alias, _ in _TABLES for field in _FIELDS[model]),
-    click=_quote(Click._meta.db_table),
-    joins=" ".join(join.format(table=_quote(model._meta.db_table)) for model, _, join in _TABLES if join),
+CLICK_SQL = (
+    f"SELECT {joined_columns(_TABLES)} "
+    f'FROM (SELECT * FROM {_quote(Click._meta.db_table)} WHERE "click_id" = %s OFFSET 0) c {joined_clauses(_TABLES)}'
 )
 
 
@@ -60,13 +58,7 @@ def click_with_campaign(click_id: str, *, with_latest_lead: bool = False) -> Cli
     row = fetch_one(CLICK_WITH_LEAD_SQL if with_latest_lead else CLICK_SQL, [click_id])
     if row is None:
         return None
-    instances, start = {}, 0
-    for model, _, _ in _TABLES:
-        width = len(_FIELDS[model])
-        values = row[start : start + width]
-        instances[model] = None if values[0] is None else model_from_row(model, _FIELDS[model], values)
-        start += width
-    click, link, campaign, pixel = (instances[model] for model, _, _ in _TABLES)
+    (click, link, campaign, pixel), start = instances_from_row(_TABLES, row)
     campaign.pixel = pixel
     click.campaign = campaign
     click.link = link

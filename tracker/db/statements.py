@@ -6,6 +6,8 @@ them once per connection. When statements are being recorded (a test's CaptureQu
 they go through Django's cursor instead, so they are seen.
 """
 
+from typing import NamedTuple
+
 import psycopg
 from django.db import connection
 from django.db.models import JSONField
@@ -49,3 +51,37 @@ def model_from_row(model, fields: tuple, values) -> object:
         for field, value in zip(fields, values, strict=True)
     ]
     return model.from_db(connection.alias, [field.attname for field in fields], converted)
+
+
+class Joined(NamedTuple):
+    """One table of a hand-written select_related: its model, its alias and the JOIN that brings it
+    ({table} stands for the model's table; empty for the first)."""
+
+    model: type
+    alias: str
+    join: str = ""
+
+
+def joined_columns(tables: tuple[Joined, ...]) -> str:
+    """Every concrete column of every table, in order: what `instances_from_row` reads back."""
+    return ", ".join(f"{t.alias}.{_quote(f.column)}" for t in tables for f in t.model._meta.concrete_fields)
+
+
+def joined_clauses(tables: tuple[Joined, ...]) -> str:
+    return " ".join(t.join.format(table=_quote(t.model._meta.db_table)) for t in tables if t.join)
+
+
+def instances_from_row(tables: tuple[Joined, ...], row, start: int = 0) -> tuple[list, int]:
+    """One instance per table from a row of `joined_columns` (None where a LEFT JOIN found nothing), and the
+    index of the row's first column after them."""
+    instances = []
+    for table in tables:
+        fields = tuple(table.model._meta.concrete_fields)
+        values = row[start : start + len(fields)]
+        instances.append(None if values[0] is None else model_from_row(table.model, fields, values))
+        start += len(fields)
+    return instances, start
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
