@@ -41,7 +41,7 @@ LATEST_LEAD_SQL = _LATEST_LEAD.format(click="%s")
 # A conversion needs the click's latest lead too: joined here, it costs no second round trip.
 CLICK_WITH_LEAD_SQL = (
     CLICK_SQL.replace(" FROM (", ", " + ", ".join(f"ld.{_quote(f.column)}" for f in _LEAD_FIELDS) + " FROM (", 1)
-    + f' LEFT JOIN LATERAL ({_LATEST_LEAD.format(click="c.id")}) ld ON true'
+    + f" LEFT JOIN LATERAL ({_LATEST_LEAD.format(click='c.id')}) ld ON true"
 )
 
 

@@ -86,9 +86,10 @@ class TrafficDetailHour(TrafficCounters, DetailDimensions):
 class ConversionCounters(models.Model):
     """Conversions of one UTC hour or day (when they happened), by goal and status.
 
-    Recounted from the conversions table for every hour in which a conversion was added or changed,
-    so a status change moves the numbers. Time to conversion: the sum and the count of the known
-    values, for the average (the median is read from the conversions table itself).
+    Kept up to date from the status-change log: each change takes the conversion out of its old
+    status's row and adds it to the new one's, so a status change moves the numbers and a refresh
+    costs what changed, not what the hour or day holds. Time to conversion: the sum and the count of
+    the known values, for the average.
     """
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
@@ -108,6 +109,16 @@ class ConversionHour(ConversionCounters):
     hour = models.DateTimeField()
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                F("hour"),
+                F("campaign"),
+                Coalesce(F("link"), Value(0)),
+                F("goal"),
+                F("status"),
+                name="conversionhour_key",
+            )  # fmt: skip
+        ]
         indexes = [models.Index(fields=["hour", "campaign"], name="conversionhour_time_idx")]
 
     def __str__(self):
@@ -118,6 +129,17 @@ class ConversionDetailHour(ConversionCounters, DetailDimensions):
     hour = models.DateTimeField()
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                F("hour"),
+                F("campaign"),
+                Coalesce(F("link"), Value(0)),
+                *(F(name) for name in DETAIL_DIMENSIONS),
+                F("goal"),
+                F("status"),
+                name="conversiondetailhour_key",
+            )  # fmt: skip
+        ]
         indexes = [models.Index(fields=["hour", "campaign"], name="conversiondetail_time_idx")]
 
     def __str__(self):
@@ -146,6 +168,16 @@ class ConversionDay(ConversionCounters):
     day = models.DateField()
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                F("day"),
+                F("campaign"),
+                Coalesce(F("link"), Value(0)),
+                F("goal"),
+                F("status"),
+                name="conversionday_key",
+            )  # fmt: skip
+        ]
         indexes = [models.Index(fields=["day", "campaign"], name="conversionday_time_idx")]
 
     def __str__(self):
@@ -155,12 +187,18 @@ class ConversionDay(ConversionCounters):
 class TimeToConversionDay(models.Model):
     """The times to conversion of the approved conversions of a day (REPORT_TIME_ZONE), campaign and
     link: the raw values, so any group of days, links and campaigns has an exact median. One integer
-    per conversion, as comma-separated text (read back faster than JSON)."""
+    per conversion, as comma-separated text (read back faster than JSON).
+
+    A key may have several rows: each rollup refresh appends one with the values that became approved
+    (values_s) and those that stopped being approved (removed_s), so a refresh never rewrites a day's
+    list; the reader takes the removed values out, and the hourly reconcile folds a day into one row.
+    """
 
     day = models.DateField()
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
     link = models.ForeignKey(TrafficSource, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    values_s = models.TextField()
+    values_s = models.TextField(blank=True)
+    removed_s = models.TextField(blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["day", "campaign"], name="ttcday_time_idx")]

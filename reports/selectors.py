@@ -8,7 +8,7 @@ hourly parts the way an average can).
 """
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -394,11 +394,22 @@ def _day_tables_serve(query: ReportQuery) -> tuple[date, date] | None:
 
 def _ttc_samples_by_day(query: ReportQuery, days, expressions: dict, names: list[str]) -> dict[tuple, list[int]]:
     """The approved conversions' times to conversion of each group, from the day tables' raw values."""
-    samples = defaultdict(list)
+    samples, removed = defaultdict(list), defaultdict(Counter)
     times = TimeToConversionDay.objects.filter(query.scope(time_field="", days=days))
-    for values in times.annotate(**expressions).values_list(*names, "values_s").order_by():
-        samples[tuple(values[:-1])].extend(map(int, values[-1].split(",")))
-    return samples
+    for *group, values_s, removed_s in times.annotate(**expressions).values_list(*names, "values_s", "removed_s"):
+        if values_s:
+            samples[tuple(group)].extend(map(int, values_s.split(",")))
+        if removed_s:
+            removed[tuple(group)].update(map(int, removed_s.split(",")))
+    for group, taken_out in removed.items():  # values that stopped being approved, once each
+        kept = []
+        for value in samples[group]:
+            if taken_out[value]:
+                taken_out[value] -= 1
+            else:
+                kept.append(value)
+        samples[group] = kept
+    return {group: values for group, values in samples.items() if values}
 
 
 def _approved_conversions(query: ReportQuery):

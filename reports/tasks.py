@@ -11,8 +11,8 @@ CATCH_UP_BUDGET_S = 30
 def report_rollup_refresh():
     """Refresh in committed steps while a step is full (a backlog), until the budget is spent.
 
-    A step that was not full means the tables are up to date: looping on would recount the current
-    hour's conversions again and again while a burst of them arrives."""
+    A step that was not full means the tables are up to date: looping on would only chase the newest
+    rows one by one while a burst of them arrives."""
     from reports.rollups import MAX_ROWS_PER_REFRESH
     from reports.rollups import report_rollup_refresh as refresh
 
@@ -23,7 +23,7 @@ def report_rollup_refresh():
 
 @shared_task(ignore_result=True, soft_time_limit=900, time_limit=960)
 def report_rollup_reconcile():
-    """Recount today and yesterday (UTC) from the raw rows: repairs anything a crashed refresh left."""
+    """Recount today and yesterday (UTC) up to the cursors: repairs anything a crashed refresh left."""
     from reports.rollups import report_rollup_reconcile as reconcile
 
     today = timezone.now().date()

@@ -146,8 +146,9 @@ def test_the_answer_is_what_the_documented_serializer_renders(bot_api, client, i
         "by click id": lambda: bot_api.post(WEBHOOK, {**refund, "amount": 5000, "status": "approved"}, format="json"),
         "updated": lambda: bot_api.post(WEBHOOK, refund, format="json"),
         "unchanged": lambda: bot_api.post(WEBHOOK, refund, format="json"),
-        "postback": lambda: client.get(f"/postback?key={intake_key}&click_id={started_click.click_id}&payout=1.25"
-                                       "&txid=P-1"),  # fmt: skip
+        "postback": lambda: client.get(
+            f"/postback?key={intake_key}&click_id={started_click.click_id}&payout=1.25&txid=P-1"
+        ),  # fmt: skip
     }
     for name, request in requests.items():
         body = request().json()
