@@ -88,7 +88,7 @@ prod-check: install
 # down. They run one after another; one that fails does not stop the others, but fails the target.
 .PHONY: bench
 
-BENCHMARKS ?= clicks tiktok_events reports audiences_customer_file soak
+BENCHMARKS ?= clicks tiktok_events reports conversion_rollup audiences_customer_file soak
 
 bench: install
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)

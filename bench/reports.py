@@ -21,32 +21,25 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from common import ROOT, BenchTimeout, drop_database, git_revision, hard_cap, machine, migrate, recreate_database
+from common import (
+    EMPTY_CLICK_COLUMNS,
+    EMPTY_CLICK_TEXT,
+    ROOT,
+    BenchTimeout,
+    copy_rows,
+    drop_database,
+    git_revision,
+    hard_cap,
+    machine,
+    migrate,
+    recreate_database,
+)
 
 DB_NAME = "tracker_bench_reports"
 CAMPAIGNS, LINKS_PER_CAMPAIGN, DAYS = 20, 10, 35
 END = datetime(2026, 11, 1, tzinfo=UTC)  # fixed, so runs are comparable; the 30-day report ends on Oct 31
 COUNTRIES = ["US", "GB", "DE", "FR", "ES", "IT", "UA", "RO", "PL", "BR", "MX", "TR", "IN", "ID", "PH", "VN",
              "TH", "NG", "EG", "SA", "AE", "KZ", "CA", "AU", "NL", "SE", "CZ", "PT", "AR", "CO"]  # fmt: skip
-EMPTY_CLICK_COLUMNS = [
-    "user_agent",
-    "referrer",
-    "landing_url",
-    "bot_reason",
-    "visitor_hash",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "sub1",
-    "sub2",
-    "sub3",
-    "sub4",
-    "sub5",
-    "ttclid",
-    "ttp",
-]
-EMPTY_CLICK_TEXT = [""] * len(EMPTY_CLICK_COLUMNS)
 DEVICES = [("mobile", "iOS", "Mobile Safari"), ("mobile", "Android", "Chrome Mobile"), ("mobile", "Android",
            "TikTok"), ("desktop", "Windows", "Chrome"), ("desktop", "Mac OS X", "Safari"), ("tablet", "iOS",
            "Mobile Safari")]  # fmt: skip
@@ -62,14 +55,6 @@ def bench_env() -> dict:
 
 
 # --- the ledger ----------------------------------------------------------------------------------
-
-
-def copy_rows(table: str, columns: list[str], rows) -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
 
 
 def load_ledger(*, clicks: int, conversions: int, seed: int = 42) -> dict:
