@@ -12,12 +12,14 @@ cores) for the click path.
 
 Data: a campaign with an offer URL and a connected pixel (a landing view also writes its ViewContent
 outbox row), one hot page-mode link, one direct-mode link, 1,000 links for the spread test, a page-mode
-link of a campaign without a pixel, a campaign for classic /click links, two intake API keys and 2,000
-clicks for the conversions to point at.
+link of a campaign without a pixel, a campaign for classic /click links, three intake API keys and 2,000
+clicks for the conversions to point at. Intake runs: the webhook, the postback, and the batch webhook with
+100 conversions a request (about 10 % repeats in each).
 
 Load: wrk, 2 threads, 10 s a run, a mobile User-Agent and a different X-Forwarded-For on every request
 (bench/wrk/*.lua). After each click run the clicks stored for that run are counted and every click id
-wrk got back is looked up; after each intake run every transaction id answered 2xx is looked up and the
+wrk got back is looked up; after each intake run every transaction id answered 2xx (for a batch, each of
+its conversions') is looked up and the
 conversions are counted against the distinct transaction ids sent. Then the rollup's freshness, then
 peak memory. Run on demand only; never part of the test suite. Loopback only: TikTok itself is never
 called.
@@ -95,6 +97,7 @@ GUNICORN_CONFIGS = {
 TARGET_RATIO = 0.5
 TARGET_P99_MS_AT_16 = 25.0
 TARGET_INTAKE_PER_S = 1_000
+INTAKE_BATCH = 100  # conversions in each POST /api/v1/utm/webhook/conversions of the batch run
 TARGET_FRESHNESS_S = 10.0
 HOT_VS_SPREAD_TOLERANCE = 0.9  # "as fast": the hot link within 10 % of the spread load's requests/s
 
@@ -154,7 +157,7 @@ class Fixture:
     links: dict = field(default_factory=dict)  # role -> TrafficSource
     classic_campaign: object = None
     spread_ids: list = field(default_factory=list)
-    keys: dict = field(default_factory=dict)  # webhook / postback -> raw intake key
+    keys: dict = field(default_factory=dict)  # webhook / postback / batch -> raw intake key
     spread_paths_file: Path | None = None
     intake_clicks_file: Path | None = None
     warmup_paths_file: Path | None = None
@@ -190,7 +193,7 @@ def create_fixture(workdir: Path) -> Fixture:
     )
     fixture.spread_ids = [row.pk for row in spread]
     fixture.keys = {name: api_key_create(name=f"bench {name}", scope=ApiKey.Scope.INTAKE)[1]
-                    for name in ("webhook", "postback")}  # fmt: skip
+                    for name in ("webhook", "postback", "batch")}  # fmt: skip
     now = datetime.now(UTC)
     hot = fixture.links["hot"]
     clicks = [Click(click_id=new_click_id(), campaign=viral, link=hot, created_at=now - timedelta(minutes=10),
@@ -407,15 +410,16 @@ def _line(result: dict) -> str:
 # --- intake --------------------------------------------------------------------------------------
 
 
-def intake_run(mode: str, *, base_url: str, fixture: Fixture, duration: int, workdir: Path, stack: dict) -> dict:
+def intake_run(mode: str, *, connections: int, base_url: str, fixture: Fixture, duration: int, workdir: Path,
+               stack: dict) -> dict:  # fmt: skip
     from django.db.models import Count
 
     from conversions.models import Conversion
 
     prefix = f"bench-{mode}-{int(time.time())}-"
     extra_env = {"WRK_MODE": mode, "WRK_KEY": fixture.keys[mode], "WRK_CLICKS": str(fixture.intake_clicks_file),
-                 "WRK_TX_PREFIX": prefix, "WRK_DUP_RATIO": "0.1"}  # fmt: skip
-    report = run_wrk(name=f"intake-{mode}", url=base_url + "/", script="intake.lua", connections=16,
+                 "WRK_TX_PREFIX": prefix, "WRK_DUP_RATIO": "0.1", "WRK_BATCH": str(INTAKE_BATCH)}  # fmt: skip
+    report = run_wrk(name=f"intake-{mode}", url=base_url + "/", script="intake.lua", connections=connections,
                      duration=duration, workdir=workdir, extra_env=extra_env, stack=stack)  # fmt: skip
     rows = Conversion.objects.filter(transaction_id__startswith=prefix)
     wait_until_settled(rows.count)
@@ -423,15 +427,20 @@ def intake_run(mode: str, *, base_url: str, fixture: Fixture, duration: int, wor
     created = rows.count()
     repeated_keys = rows.values("transaction_id").annotate(n=Count("id")).filter(n__gt=1).count()
     answered_ids = set(report["ids"])  # transaction ids of the 2xx answers (echoed in X-Request-ID)
-    result = {"case": mode, "config": "", "connections": 16, **summarize(report)}
+    result = {"case": mode, "config": "", "connections": connections, **summarize(report)}
     seconds = report["duration_us"] / 1e6
     answered_2xx = sum(n for status, n in result["statuses"].items() if 200 <= status < 300)
+    per_request = INTAKE_BATCH if mode == "batch" else 1
+    if per_request > 1:  # wrk counted conversions sent and batches answered
+        result["in_flight_at_stop"] = report["sent"] - sum(result["statuses"].values()) * per_request
     result.update(
         distinct_transactions_sent=report["distinct_keys"],
         duplicates_sent=report["sent"] - report["distinct_keys"],
         answered_201=result["statuses"].get(201, 0),
         answered_200=result["statuses"].get(200, 0),
         answered_2xx_per_s=round(answered_2xx / seconds),
+        conversions_per_request=per_request,
+        conversions_answered_per_s=round(answered_2xx * per_request / seconds),
         conversions_created=created,
         conversions_per_s=round(created / seconds),
         transaction_ids_stored_twice=repeated_keys,
@@ -588,7 +597,8 @@ def full_plan(cases: dict) -> list[tuple]:
     """(kind, case, connections) in order. Hot and spread run back to back; bare opens each group."""
     plan = [("click", cases[name], 16) for name in ("bare", "hot", "spread", "nopixel", "direct", "classic")]
     plan += [("click", cases[name], 64) for name in ("bare", "hot", "direct", "classic")]
-    plan += [("intake", "webhook", 16), ("intake", "postback", 16)]
+    # 4 batches of 100 at once keep 400 conversions in flight: 16 would queue each batch for seconds.
+    plan += [("intake", "webhook", 16), ("intake", "postback", 16), ("intake", "batch", 4)]
     return plan
 
 
@@ -616,7 +626,7 @@ def run_config(config: str, *, plan: list, fixture: Fixture, stack: dict, env: d
                 outcome["clicks"].append(click_run(what, connections=connections, config=config, base_url=base_url,
                                                    duration=args.duration, workdir=workdir, stack=stack))  # fmt: skip
             else:
-                outcome["intake"].append(intake_run(what, base_url=base_url, fixture=fixture,
+                outcome["intake"].append(intake_run(what, connections=connections, base_url=base_url, fixture=fixture,
                                                     duration=args.duration, workdir=workdir, stack=stack))  # fmt: skip
         if first:
             outcome["freshness"] = freshness(base_url, fixture.links["fresh"])
@@ -687,19 +697,24 @@ def hot_vs_spread(outcome: dict) -> str:
 
 
 def intake_table(outcome: dict) -> str:
-    lines = ["| endpoint (16 connections) | requests/s answered 2xx (≥ 1,000) | new conversions/s | p50 ms | p99 ms "
+    lines = ["| endpoint (connections) | conversions/s answered 2xx (≥ 1,000) | new conversions/s | p50 ms | p99 ms "
              "| requests | duplicates sent | 201 / 200 | non-2xx | distinct transaction ids sent | conversions stored "
              "| answered 2xx, not stored (= 0) | stored twice (= 0) | sent, not stored (in flight at stop) "
              "| verdict |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
-    endpoints = {"webhook": "POST /api/v1/utm/webhook/conversion", "postback": "GET /postback"}
+    endpoints = {
+        "webhook": "POST /api/v1/utm/webhook/conversion",
+        "postback": "GET /postback",
+        "batch": f"POST /api/v1/utm/webhook/conversions, {INTAKE_BATCH} conversions a request",
+    }
     for r in outcome["intake"]:
         once = r["answered_not_stored"] in (0, None) and r["transaction_ids_stored_twice"] == 0
         once = once and 0 <= r["sent_not_stored"] <= r["in_flight_at_stop"]
-        ok = once and r["answered_2xx_per_s"] >= TARGET_INTAKE_PER_S and r["not_2xx_3xx"] == 0
+        ok = once and r["conversions_answered_per_s"] >= TARGET_INTAKE_PER_S and r["not_2xx_3xx"] == 0
         lines.append(
-            f"| {endpoints[r['case']]} | {r['answered_2xx_per_s']:,} | {r['conversions_per_s']:,} | {r['p50_ms']} | "
-            f"{r['p99_ms']} | {r['requests']:,} | {r['duplicates_sent']:,} | {r['answered_201']:,} / "
+            f"| {endpoints[r['case']]} ({r['connections']}) | {r['conversions_answered_per_s']:,} | "
+            f"{r['conversions_per_s']:,} | "
+            f"{r['p50_ms']} | {r['p99_ms']} | {r['requests']:,} | {r['duplicates_sent']:,} | {r['answered_201']:,} / "
             f"{r['answered_200']:,} | {r['not_2xx_3xx']} | {r['distinct_transactions_sent']:,} | "
             f"{r['conversions_created']:,} | {r['answered_not_stored']} | {r['transaction_ids_stored_twice']} | "
             f"{r['sent_not_stored']} ({r['in_flight_at_stop']}) | {_verdict(ok)} |"
@@ -759,7 +774,7 @@ def markdown(results: dict) -> str:
         if first:
             out += ["", "One hot link vs. load spread over 1,000 links:", "", hot_vs_spread(outcome)]
         if outcome["intake"]:
-            out += ["", "Intake (about 10 % of requests repeat a transaction id already sent):", "",
+            out += ["", "Intake (about 10 % of the conversions sent repeat a transaction id already sent):", "",
                     intake_table(outcome)]  # fmt: skip
         if outcome.get("freshness"):
             fresh = outcome["freshness"]

@@ -1,5 +1,6 @@
 """The bot / partner intake API and journeys. Each view: parse, call one service, respond."""
 
+from collections import Counter
 from dataclasses import asdict
 
 from django.db.models import Q
@@ -16,6 +17,7 @@ from conversions.models import Click, Conversion, TrafficSource
 from conversions.parsers import SafeJSONParser
 from conversions.privacy import person_erase
 from conversions.serializers import (
+    ConversionBatchInput,
     ConversionWebhookInput,
     PostbackInput,
     StrictIntegerField,
@@ -131,24 +133,35 @@ class ConversionWebhookApi(APIView):
     def post(self, request):
         data = ConversionWebhookInput(data=request.data)
         data.is_valid(raise_exception=True)
-        fields = data.validated_data
-        result = services.conversion_record(
-            source=Conversion.Source.WEBHOOK,
-            token=fields.get("utm_id", ""),
-            customer_id=fields.get("customer_id", ""),
-            amount_minor=fields["amount"],
-            currency=fields["currency"],
-            status=fields.get("status", Conversion.Status.APPROVED),
-            goal=fields.get("event", "purchase"),
-            transaction_id=fields.get("transaction_id", ""),
-            idempotency_key=request.headers.get("Idempotency-Key", "")[:200],
-            product_id=fields.get("product_id", ""),
-            product_name=fields.get("product_name", ""),
-            consent=fields.get("consent"),
-            email_sha256=fields.get("email", ""),
-            phone_sha256=fields.get("phone", ""),
-        )
+        idempotency_key = request.headers.get("Idempotency-Key", "")[:200]
+        result = services.webhook_conversion_record(data.validated_data, idempotency_key=idempotency_key)
         return conversion_response(result)
+
+
+class ConversionBatchOutput(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    conversions = ConversionOutput(many=True, help_text="In the order sent.")
+
+
+class ConversionBatchWebhookApi(APIView):
+    """Many purchases in one request (a backfill, a payment backend's batch): all recorded or, on any bad
+    or unknown field, none. Idempotent per transaction_id, which every conversion must have."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasIntakeScope]
+    throttle_classes = [ApiKeyRateThrottle]
+
+    @extend_schema(request=ConversionBatchInput, responses={200: ConversionBatchOutput, **ERROR_RESPONSES})
+    def post(self, request):
+        data = ConversionBatchInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        results = services.conversions_record(data.validated_data["conversions"])
+        outcomes = Counter(result.outcome for result in results)
+        body = {name: outcomes[name] for name in ("created", "updated", "unchanged")}
+        body["conversions"] = [conversion_body(result) for result in results]
+        return Response(body)
 
 
 class PostbackApi(APIView):

@@ -153,6 +153,37 @@ class ConversionWebhookInput(FlatInputSerializer):
         return attrs
 
 
+MAX_BATCH_CONVERSIONS = 500
+
+
+class ConversionBatchItemInput(ConversionWebhookInput):
+    """One conversion of a batch: the webhook's fields, with the transaction id required (a batch has no
+    Idempotency-Key per conversion, and a retried batch must not count anything twice)."""
+
+    transaction_id = serializers.CharField(max_length=200, validators=[no_nul])
+
+
+class ConversionBatchInput(serializers.Serializer):
+    conversions = ConversionBatchItemInput(many=True, allow_empty=False, max_length=MAX_BATCH_CONVERSIONS,
+                                           help_text=f"1 to {MAX_BATCH_CONVERSIONS} conversions.")  # fmt: skip
+
+    def to_internal_value(self, data):
+        """Errors of a conversion are named by its place in the list: conversions[3].amount."""
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            items = exc.detail.get("conversions") if isinstance(exc.detail, dict) else None
+            if isinstance(items, list):  # DRF before 3.15: a list with an entry per conversion
+                items = dict(enumerate(items))
+            if not isinstance(items, dict) or not all(isinstance(index, int) for index in items):
+                raise  # about the list itself: missing, not a list, empty, too long
+            named = {f"conversions[{index}].{name}": problems for index, item in sorted(items.items())
+                     if isinstance(item, dict) for name, problems in item.items()}  # fmt: skip
+            if not named:
+                raise
+            raise serializers.ValidationError(named) from None
+
+
 class PostbackInput(FlatInputSerializer):
     click_id = TokenField()
     payout = serializers.DecimalField(

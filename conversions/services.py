@@ -246,6 +246,41 @@ def conversion_record(
     return _conversion_update(dedup_key=dedup_key, status=status, amount_minor=amount_minor)
 
 
+def webhook_conversion_record(fields: dict, *, idempotency_key: str = "") -> ConversionResult:
+    """Record the bot's conversion from validated ConversionWebhookInput data."""
+    return conversion_record(
+        source=Conversion.Source.WEBHOOK,
+        token=fields.get("utm_id", ""),
+        customer_id=fields.get("customer_id", ""),
+        amount_minor=fields["amount"],
+        currency=fields["currency"],
+        status=fields.get("status", Conversion.Status.APPROVED),
+        goal=fields.get("event", "purchase"),
+        transaction_id=fields.get("transaction_id", ""),
+        idempotency_key=idempotency_key,
+        product_id=fields.get("product_id", ""),
+        product_name=fields.get("product_name", ""),
+        consent=fields.get("consent"),
+        email_sha256=fields.get("email", ""),
+        phone_sha256=fields.get("phone", ""),
+    )
+
+
+def conversions_record(items: list[dict]) -> list[ConversionResult]:
+    """Record a batch of webhook conversions (validated ConversionBatchItemInput data) in one transaction:
+    all of them or, when one names no click or link, none (NotFoundField names it: conversions[3].utm_id).
+    Results in the order given. The rows are written in transaction-id order, so two batches that share
+    transaction ids wait for each other instead of deadlocking."""
+    results: list[ConversionResult | None] = [None] * len(items)
+    with transaction.atomic():
+        for index in sorted(range(len(items)), key=lambda position: items[position]["transaction_id"]):
+            try:
+                results[index] = webhook_conversion_record(items[index])
+            except NotFoundField as exc:
+                raise NotFoundField(f"conversions[{index}].{exc.field}", str(exc.detail)) from None
+    return results
+
+
 def _conversion_update(*, dedup_key: str, status: str, amount_minor: int) -> ConversionResult:
     with transaction.atomic():
         existing = Conversion.objects.select_for_update().get(dedup_key=dedup_key)

@@ -18,6 +18,7 @@ router.register("links", links_api.TrafficSourceViewSet)
 api_v1 = [
     path("utm/track/click", apis.TrackStartApi.as_view(), name="track-start"),
     path("utm/webhook/conversion", apis.ConversionWebhookApi.as_view(), name="conversion-webhook"),
+    path("utm/webhook/conversions", apis.ConversionBatchWebhookApi.as_view(), name="conversion-batch-webhook"),
     path("utm/<str:utm_id>/journey", apis.LinkJourneyApi.as_view(), name="link-journey"),
     path("clicks/<str:click_id>/journey", apis.ClickJourneyApi.as_view(), name="click-journey"),
     path("privacy/erase", apis.ErasureApi.as_view(), name="privacy-erase"),

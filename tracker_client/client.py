@@ -162,6 +162,14 @@ class TrackerClient:
         answer = self._call("POST", "/api/v1/utm/webhook/conversion", json=body, headers=headers)
         return ConversionResult(**{name: answer[name] for name in ConversionResult.__dataclass_fields__})
 
+    def conversions(self, conversions: list[dict[str, Any]]) -> list[ConversionResult]:
+        """Report up to 500 purchases in one call. Each is a dict of the webhook's JSON fields (`amount` in
+        minor units) with its `transaction_id`, so a retried batch counts nothing twice. All are recorded or,
+        on an error (TrackerError names the field: conversions[3].amount), none. Results in the order given."""
+        answer = self._call("POST", "/api/v1/utm/webhook/conversions", json={"conversions": conversions})
+        return [ConversionResult(**{name: item[name] for name in ConversionResult.__dataclass_fields__})
+                for item in answer["conversions"]]  # fmt: skip
+
     def tiktok_login_link(self, *, telegram_user_id: int) -> str:
         """A TikTok Login Kit link for this Telegram user (the tracker must have a Login Kit app)."""
         return self._call("POST", "/api/v1/tiktok/login-link", json={"telegram_user_id": telegram_user_id})["url"]

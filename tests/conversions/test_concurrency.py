@@ -99,3 +99,19 @@ def test_concurrent_clicks_all_stored(click):
     assert Click.objects.count() == 11
     assert len({result.click_id for result in results}) == 10
     assert ApiKey.objects.count() == 0
+
+
+def test_batches_sharing_transaction_ids_in_opposite_orders_do_not_deadlock(click):
+    """Each batch writes in transaction-id order: the second waits for the first, then finds its rows."""
+    from conversions.services import conversions_record
+
+    items = [{"transaction_id": f"tx-{n:03d}", "utm_id": click.click_id, "amount": 100, "currency": "USD"}
+             for n in range(60)]  # fmt: skip
+    orders = [items, items[::-1], items[::2] + items[1::2], items[::-1]]
+
+    results, errors = run_together(lambda: conversions_record(orders.pop()), 4)
+
+    assert errors == []
+    assert Conversion.objects.count() == 60
+    outcomes = sorted(sum(result.outcome == "created" for result in batch) for batch in results)
+    assert sum(outcomes) == 60  # each conversion created by exactly one batch; the others found it unchanged

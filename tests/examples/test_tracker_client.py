@@ -29,6 +29,15 @@ def test_typed_calls_and_clear_errors(live_server, link, intake_key):
         assert tracker.conversion(customer_id="telegram_42", amount_minor=1999, currency="EUR",
                                   transaction_id="t-1").outcome == "unchanged"  # fmt: skip
 
+        batch = tracker.conversions([{"customer_id": "telegram_42", "amount": 500, "transaction_id": "t-2"},
+                                     {"customer_id": "telegram_42", "amount": 1999, "currency": "EUR",
+                                      "transaction_id": "t-1"}])  # fmt: skip
+        assert [(result.outcome, result.amount) for result in batch] == [("created", 500), ("unchanged", 1999)]
+        with pytest.raises(TrackerError) as bad_batch:
+            tracker.conversions([{"customer_id": "telegram_42", "amount": 1, "transaction_id": "t-3"},
+                                 {"customer_id": "telegram_42", "amount": 1}])  # fmt: skip
+        assert (bad_batch.value.status_code, list(bad_batch.value.fields)) == (400, ["conversions[1].transaction_id"])
+
         with pytest.raises(TrackerError) as bad_amount:
             tracker.conversion(customer_id="telegram_42", amount_minor=-5)
         assert (bad_amount.value.status_code, bad_amount.value.error) == (400, "invalid")
