@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversions.click_reads import click_with_campaign, latest_lead
+from conversions.click_reads import click_with_campaign, clicks_with_campaign, latest_lead
 from conversions.conversion_store import conversion_insert
 from conversions.errors import NotFoundField
 from conversions.models import BotStart, Click, Conversion, ConversionStatusChange, Lead, TrafficSource
@@ -246,11 +246,15 @@ def conversion_record(
     return _conversion_update(dedup_key=dedup_key, status=status, amount_minor=amount_minor)
 
 
-def webhook_conversion_record(fields: dict, *, idempotency_key: str = "") -> ConversionResult:
-    """Record the bot's conversion from validated ConversionWebhookInput data."""
+def webhook_conversion_record(
+    fields: dict, *, idempotency_key: str = "", click: Click | None = None
+) -> ConversionResult:
+    """Record the bot's conversion from validated ConversionWebhookInput data; `click`: the click its utm_id
+    names, already read (with its latest lead)."""
     return conversion_record(
         source=Conversion.Source.WEBHOOK,
-        token=fields.get("utm_id", ""),
+        token="" if click is not None else fields.get("utm_id", ""),
+        click=click,
         customer_id=fields.get("customer_id", ""),
         amount_minor=fields["amount"],
         currency=fields["currency"],
@@ -273,9 +277,14 @@ def conversions_record(items: list[dict]) -> list[ConversionResult]:
     transaction ids wait for each other instead of deadlocking."""
     results: list[ConversionResult | None] = [None] * len(items)
     with transaction.atomic():
+        # The clicks the utm_ids name, in one read (a utm_id may also be a link's: those resolve one by one).
+        clicks = clicks_with_campaign({item["utm_id"] for item in items if item.get("utm_id")})
         for index in sorted(range(len(items)), key=lambda position: items[position]["transaction_id"]):
+            click = clicks.get(items[index].get("utm_id", ""))
+            if click is not None and click.link_id is None:
+                click = None  # a /click visit without a link: resolve_token decides, as for one conversion
             try:
-                results[index] = webhook_conversion_record(items[index])
+                results[index] = webhook_conversion_record(items[index], click=click)
             except NotFoundField as exc:
                 raise NotFoundField(f"conversions[{index}].{exc.field}", str(exc.detail)) from None
     return results

@@ -144,3 +144,30 @@ def test_a_batch_needs_an_api_key(db):
     response = APIClient().post(BATCH, {"conversions": []}, format="json")
 
     assert response.status_code == 401 and response.json()["error"] == "not_authenticated"
+
+
+def test_a_batch_reads_its_clicks_in_one_statement(bot_api, clicks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first, second = clicks
+    conversions = [{"transaction_id": f"pay-{n}", "utm_id": click.click_id, "amount": 100}
+                   for n, click in enumerate([first, second, first, second])]  # fmt: skip
+    conversions.append({"transaction_id": "pay-link", "utm_id": "tiktok_abc123", "amount": 100})  # the link's utm_id
+
+    with CaptureQueriesContext(connection) as queries:
+        response = bot_api.post(BATCH, {"conversions": conversions}, format="json")
+
+    assert response.status_code == 200
+    click_reads = [
+        query["sql"] for query in queries.captured_queries if 'SELECT * FROM "conversions_click"' in query["sql"]
+    ]
+    assert len(click_reads) == 2  # the batch's clicks at once, then the link's utm_id tried as a click id
+    stored = dict(Conversion.objects.values_list("transaction_id", "click__click_id"))
+    assert stored == {
+        "pay-0": first.click_id,
+        "pay-1": second.click_id,
+        "pay-2": first.click_id,
+        "pay-3": second.click_id,
+        "pay-link": None,
+    }  # pay-link named the link only: no click
