@@ -17,6 +17,7 @@ from conversions.models import Click, Conversion, TrafficSource
 from conversions.parsers import SafeJSONParser
 from conversions.privacy import person_erase
 from conversions.serializers import (
+    MAX_BATCH_CONVERSIONS,
     ConversionBatchInput,
     ConversionWebhookInput,
     PostbackInput,
@@ -152,6 +153,11 @@ class ConversionBatchWebhookApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasIntakeScope]
     throttle_classes = [ApiKeyRateThrottle]
+
+    def throttle_cost(self, request) -> int:
+        """Each conversion of the batch counts against the key's INTAKE_REQUESTS_PER_MINUTE."""
+        conversions = request.data.get("conversions") if isinstance(request.data, dict) else None
+        return min(max(len(conversions), 1), MAX_BATCH_CONVERSIONS) if isinstance(conversions, list) else 1
 
     @extend_schema(request=ConversionBatchInput, responses={200: ConversionBatchOutput, **ERROR_RESPONSES})
     def post(self, request):

@@ -73,13 +73,23 @@ def _reserve_and_spend(key: str, limit: int) -> bool:
     return True
 
 
+def _spend_directly(key: str, limit: int, cost: int) -> bool:
+    """Spend `cost` units of the shared window at once (a batch): all of them fit under the limit, or none
+    is spent."""
+    if _add(key, cost) <= limit:
+        return True
+    _add(key, -cost)
+    return False
+
+
 def forget_reservations() -> None:
     with _lock:
         _reserved.clear()
 
 
 class ApiKeyRateThrottle(BaseThrottle):
-    """At most INTAKE_REQUESTS_PER_MINUTE requests per API key and minute; 429 with Retry-After beyond."""
+    """At most INTAKE_REQUESTS_PER_MINUTE requests per API key and minute; 429 with Retry-After beyond. A view
+    with `throttle_cost(request)` (the batch webhook: one per conversion) spends that many at once."""
 
     def allow_request(self, request, view):
         limit = settings.INTAKE_REQUESTS_PER_MINUTE
@@ -90,10 +100,11 @@ class ApiKeyRateThrottle(BaseThrottle):
         window = int(now // WINDOW_S)
         self._wait_s = WINDOW_S - now % WINDOW_S
         key = f"throttle:intake:{api_key.prefix}:{window}"
-        if _spend_reserved(key, window):
+        cost = view.throttle_cost(request) if hasattr(view, "throttle_cost") else 1
+        if cost == 1 and _spend_reserved(key, window):
             return True
         try:
-            return _reserve_and_spend(key, limit)
+            return _reserve_and_spend(key, limit) if cost == 1 else _spend_directly(key, limit, cost)
         except Exception:  # noqa: BLE001 - the cache (Redis) is down: never refuse a conversion for that
             logger.warning("Rate-limit cache unavailable; intake is not throttled meanwhile")
             return True

@@ -19,6 +19,22 @@ def test_intake_is_limited_per_key(bot_api, management_api, link, settings):
     assert other_key.status_code == 201  # the limit is per key
 
 
+def test_a_batch_counts_each_conversion_against_the_limit(bot_api, link, settings):
+    settings.INTAKE_REQUESTS_PER_MINUTE = 5
+    batch = "/api/v1/utm/webhook/conversions"
+
+    def conversions(*numbers):
+        return {"conversions": [{"utm_id": "tiktok_abc123", "amount": 100, "transaction_id": f"b{n}"} for n in numbers]}
+
+    assert bot_api.post(batch, conversions(1, 2, 3), format="json").status_code == 200
+    refused = bot_api.post(batch, conversions(4, 5, 6), format="json")  # 6 > 5: refused whole
+    assert refused.status_code == 429 and refused.json()["error"] == "throttled"
+    assert bot_api.post(batch, conversions(4, 5), format="json").status_code == 200  # the refused ones spent nothing
+    assert bot_api.post("/api/v1/utm/webhook/conversion", {"utm_id": "tiktok_abc123", "amount": 1},
+                        format="json").status_code == 429  # fmt: skip
+    assert sorted(Conversion.objects.values_list("transaction_id", flat=True)) == ["b1", "b2", "b3", "b4", "b5"]
+
+
 def test_admin_login_is_throttled_after_repeated_failures(client, admin_user, settings):
     settings.ADMIN_LOGIN_MAX_FAILURES = 3
     for _ in range(3):
