@@ -21,11 +21,13 @@ import random
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from common import (
     EMPTY_CLICK_COLUMNS,
     EMPTY_CLICK_TEXT,
     ROOT,
+    bench_env,
     copy_rows,
     drop_database,
     git_revision,
@@ -39,15 +41,6 @@ from common import (
 
 DB_NAME = "tracker_bench_rollup"
 LINKS = 20
-
-
-def bench_env() -> dict:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
-    env.update(DJANGO_SETTINGS_MODULE="tracker.settings", DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-               DEBUG="0", SECRET_KEY="bench-rollup-secret", LOG_LEVEL="WARNING", REDIS_URL="",
-               TIKTOK_TOKEN_KEYS="dHJhY2tlci10ZXN0LXN1aXRlLWZlcm5ldC1rZXktMzI=", REPORT_TIME_ZONE="UTC",
-               VAR_DIR="/tmp/bench-rollup-var")  # fmt: skip
-    return env
 
 
 def load_hour(conversions: int, rnd: random.Random) -> tuple[list, str]:
@@ -151,7 +144,7 @@ def measure(size: int, changes: int, seed: int) -> dict:
     from reports.rollups import report_rollup_reconcile, report_rollup_refresh
 
     recreate_database(DB_NAME)
-    migrate(bench_env())
+    migrate(dict(os.environ))
     connection.close()
     rnd = random.Random(seed)
     started = time.perf_counter()
@@ -196,7 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args(argv)
     hard_cap(900)
-    os.environ.update(bench_env())
+    os.environ.update(bench_env(db_name=DB_NAME, workdir=Path("/tmp/bench-rollup"), REDIS_URL="",
+                                REPORT_TIME_ZONE="UTC"))  # fmt: skip
     sys.path.insert(0, str(ROOT))
     import django
 

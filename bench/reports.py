@@ -26,6 +26,7 @@ from common import (
     EMPTY_CLICK_TEXT,
     ROOT,
     BenchTimeout,
+    bench_env,
     copy_rows,
     drop_database,
     git_revision,
@@ -43,15 +44,6 @@ COUNTRIES = ["US", "GB", "DE", "FR", "ES", "IT", "UA", "RO", "PL", "BR", "MX", "
 DEVICES = [("mobile", "iOS", "Mobile Safari"), ("mobile", "Android", "Chrome Mobile"), ("mobile", "Android",
            "TikTok"), ("desktop", "Windows", "Chrome"), ("desktop", "Mac OS X", "Safari"), ("tablet", "iOS",
            "Mobile Safari")]  # fmt: skip
-
-
-def bench_env() -> dict:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
-    env.update(DJANGO_SETTINGS_MODULE="tracker.settings", DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-               DEBUG="0", SECRET_KEY="bench-reports-secret", LOG_LEVEL="WARNING", REDIS_URL="",
-               TIKTOK_TOKEN_KEYS="dHJhY2tlci10ZXN0LXN1aXRlLWZlcm5ldC1rZXktMzI=", REPORT_TIME_ZONE="UTC",
-               VAR_DIR="/tmp/bench-reports-var")  # fmt: skip
-    return env
 
 
 # --- the ledger ----------------------------------------------------------------------------------
@@ -268,7 +260,7 @@ def main(argv=None) -> int:
                         help="time the reports on a database kept by --keep-database (no load, no rollup)")  # fmt: skip
     args = parser.parse_args(argv)
     hard_cap(args.cap)
-    env = bench_env()
+    env = bench_env(db_name=DB_NAME, workdir=Path("/tmp/bench-reports"), REDIS_URL="", REPORT_TIME_ZONE="UTC")
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
     # Celery's Django fixup puts the working directory first on sys.path: from bench/, this file would
