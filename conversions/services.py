@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversions.click_reads import click_with_campaign, clicks_with_campaign, latest_lead
-from conversions.conversion_store import conversion_insert
+from conversions.conversion_store import conversion_insert, stored_conversion
 from conversions.errors import NotFoundField
 from conversions.models import BotStart, Click, Conversion, ConversionStatusChange, Lead, TrafficSource
 from conversions.selectors import one_or_none
@@ -291,8 +291,15 @@ def conversions_record(items: list[dict]) -> list[ConversionResult]:
 
 
 def _conversion_update(*, dedup_key: str, status: str, amount_minor: int) -> ConversionResult:
+    """A repeat: unchanged when it says what is stored (one read, nothing locked); otherwise the stored row is
+    locked, read again and changed, with the change logged."""
+    existing = stored_conversion(dedup_key)
+    if existing is not None and existing.status == status and existing.amount_minor == amount_minor:
+        return ConversionResult(conversion=existing, outcome="unchanged")
     with transaction.atomic():
-        existing = Conversion.objects.select_for_update().get(dedup_key=dedup_key)
+        existing = (
+            Conversion.objects.select_for_update(of=("self",)).select_related("link", "click").get(dedup_key=dedup_key)
+        )
         if existing.status == status and existing.amount_minor == amount_minor:
             return ConversionResult(conversion=existing, outcome="unchanged")
         ConversionStatusChange.objects.create(

@@ -70,6 +70,29 @@ def test_same_transaction_twice_is_one_conversion(bot_api, started_click, link):
     assert totals_for(link=link).revenue_minor == 5000
 
 
+def test_a_repeat_answers_what_is_stored_from_one_read(bot_api, started_click, link, visit):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = bot_api.post(WEBHOOK, {"utm_id": started_click.click_id, "amount": 5000, "transaction_id": "tx-r"},
+                         format="json").json()  # fmt: skip
+    visit("/l/tiktok_abc123")
+    other_click = Click.objects.exclude(pk=started_click.pk).get()
+    repeat_body = {"utm_id": other_click.click_id, "amount": 5000, "transaction_id": "tx-r"}
+
+    with CaptureQueriesContext(connection) as queries:
+        repeat = bot_api.post(WEBHOOK, repeat_body, format="json")
+
+    # the click it names, the INSERT that finds the transaction taken, the stored conversion with link and click
+    statements = [query["sql"] for query in queries.captured_queries if "conversions_apikey" not in query["sql"]]
+    assert len(statements) == 3, statements
+    assert "FOR UPDATE" not in statements[2] and 'cv."dedup_key"' in statements[2]
+    assert repeat.status_code == 200
+    assert repeat.json() == {**first, "outcome": "unchanged"}  # the stored click, not the one the repeat named
+    assert repeat.json()["click_id"] == started_click.click_id and repeat.json()["utm_id"] == link.utm_id
+    assert Conversion.objects.count() == 1 and ConversionStatusChange.objects.count() == 1
+
+
 def test_idempotency_key_header_deduplicates_without_a_transaction_id(bot_api, started_click):
     body = {"utm_id": "tiktok_abc123", "amount": 5000}
 

@@ -1,0 +1,165 @@
+"""CPU per request of the click path and intake, in-process, and where it goes (cProfile).
+
+    .venv/bin/python bench/profile_requests.py                       # every kind, 2,000 requests each
+    .venv/bin/python bench/profile_requests.py --kinds webhook postback --profile webhook --top 40
+
+Each request goes through Django's WSGIHandler directly (full middleware, the product settings of
+bench/clicks.py, its database, Redis and fixture), without gunicorn or the network, one at a time. The
+figure is `time.process_time` per request: the CPU this process spent, which is what two cores share
+under load, and is steadier than wall time on a machine whose speed moves from minute to minute. The
+kinds run interleaved in rounds, so a slow minute falls on all of them. PostgreSQL's own CPU is not in
+it. Use it to compare a change back to back; bench/clicks.py measures the stack under load.
+"""
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from clicks import USER_AGENT, classic_path, create_fixture, stack_env, start_services
+from common import ROOT, free_port, guarded, hard_cap
+
+DB_NAME = "tracker_bench_profile"
+
+
+def wsgi_caller():
+    """call(method, path, body=None, headers={}) -> (status, body) through the product's WSGI application."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    handler = WSGIHandler()
+
+    def call(method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[str, bytes]:
+        path, _, query = path.partition("?")
+        environ = {
+            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80", "HTTP_HOST": "127.0.0.1", "REMOTE_ADDR": "127.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_USER_AGENT": USER_AGENT, "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr, "CONTENT_LENGTH": str(len(body)),
+        }  # fmt: skip
+        environ.update(headers or {})
+        answer = {}
+
+        def start_response(status, response_headers, exc_info=None):
+            answer["status"] = status
+
+        response = handler(environ, start_response)
+        content = b"".join(response)
+        response.close()
+        return answer["status"], content
+
+    return call
+
+
+def request_kinds(fixture, call) -> dict:
+    """kind -> a function that makes one request of that kind."""
+    rng = random.Random(6)
+    click_ids = fixture.intake_clicks_file.read_text().split()
+    counter = iter(range(10**9))
+    webhook_key = {"HTTP_AUTHORIZATION": "Api-Key " + fixture.keys["webhook"], "CONTENT_TYPE": "application/json"}
+
+    def visitor() -> dict:
+        first = rng.choice((31, 46, 78, 85, 95, 176, 188, 212))
+        return {"HTTP_X_FORWARDED_FOR": f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"}
+
+    def get(path):
+        return lambda: call("GET", path, headers=visitor())
+
+    def webhook(transaction_id: str = ""):
+        n = next(counter)
+        body = {"utm_id": click_ids[n % len(click_ids)], "amount": 5000, "currency": "USD", "event": "purchase",
+                "transaction_id": transaction_id or f"profile-{os.getpid()}-{n}"}  # fmt: skip
+        return call("POST", "/api/v1/utm/webhook/conversion", json.dumps(body).encode(), webhook_key)
+
+    def postback():
+        n = next(counter)
+        return call("GET", f"/postback?key={fixture.keys['postback']}&click_id={click_ids[n % len(click_ids)]}"
+                           f"&payout=7.50&status=approved&txid=profile-pb-{os.getpid()}-{n}&goal=deposit")  # fmt: skip
+
+    spread = iter(range(10**9))
+    return {
+        "bare": get("/bench/redirect"),
+        "direct": get("/l/tt_direct"),
+        "page": get("/l/tt_hot"),
+        "nopixel": get("/l/tt_nopixel"),
+        "classic": get(classic_path(fixture.classic_campaign)),
+        "spread": lambda: call("GET", f"/l/tt_s{next(spread) % 1000:04d}", headers=visitor()),
+        "webhook": webhook,
+        "repeat": lambda: webhook("profile-repeat"),  # the same transaction again: answered "unchanged"
+        "postback": postback,
+    }
+
+
+def measure(kinds: dict, *, requests: int, rounds: int) -> dict:
+    """CPU µs per request of each kind, the median of `rounds` interleaved rounds."""
+    per_round = max(requests // rounds, 1)
+    samples = {name: [] for name in kinds}
+    for _ in range(rounds):
+        for name, action in kinds.items():
+            started = time.process_time()
+            for _ in range(per_round):
+                status, body = action()
+                assert status[:1] in "23", (name, status, body[:300])
+            samples[name].append((time.process_time() - started) / per_round * 1e6)
+    return {name: round(sorted(values)[len(values) // 2]) for name, values in samples.items()}
+
+
+def profile(action, *, requests: int, top: int) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(requests):
+        action()
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kinds", nargs="+", help="request kinds to measure (default: all)")
+    parser.add_argument("--requests", type=int, default=2_000, help="requests of each kind (default 2,000)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
+    parser.add_argument("--profile", help="also cProfile this kind")
+    parser.add_argument("--top", type=int, default=30, help="functions shown by the profile")
+    parser.add_argument("--cap", type=int, default=600, help="hard cap, seconds")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    hard_cap(args.cap)
+    workdir = Path(tempfile.mkdtemp(prefix="profile-bench-"))
+    ports = {"redis": free_port(), "fake": free_port()}
+    env = stack_env(redis_port=ports["redis"], fake_port=ports["fake"], workdir=workdir, db_name=DB_NAME)
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    with guarded(workdir, keep_logs=False) as outcome, ExitStack() as teardown:
+        start_services(teardown, db_name=DB_NAME, env=env, ports=ports, logdir=workdir)
+        fixture = create_fixture(workdir)
+        kinds = request_kinds(fixture, wsgi_caller())
+        chosen = {name: kinds[name] for name in (args.kinds or kinds)}
+        for action in chosen.values():  # warm: connections, caches, prepared statements
+            for _ in range(50):
+                action()
+        figures = measure(chosen, requests=args.requests, rounds=args.rounds)
+        print("CPU µs per request (median of rounds): " + json.dumps(figures))
+        if args.profile:
+            print(profile(kinds[args.profile], requests=args.requests, top=args.top))
+    return 1 if outcome["failed"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
