@@ -87,7 +87,7 @@ def _click_from_row(row: tuple, *, with_latest_lead: bool) -> Click:
         link.campaign = campaign
     if with_latest_lead:
         lead_values = row[start:]
-        click._latest_lead = None if lead_values[0] is None else model_from_row(Lead, _LEAD_FIELDS, lead_values)
+        click._latest_lead = None if lead_values[0] is None else model_from_row(Lead, lead_values)
     return click
 
 
@@ -98,4 +98,4 @@ def latest_lead(click: Click) -> Lead | None:
     if connection.vendor != "postgresql":
         return click.leads.order_by("-attributed_at", "-id").first()
     row = fetch_one(LATEST_LEAD_SQL, [click.pk])
-    return None if row is None else model_from_row(Lead, _LEAD_FIELDS, row)
+    return None if row is None else model_from_row(Lead, row)
