@@ -230,13 +230,17 @@ class Conversion(models.Model):
         WEBHOOK = "webhook", "Bot webhook"
         POSTBACK = "postback", "Partner postback"
 
-    public_id = models.CharField(max_length=32, unique=True)
+    # Every index is paid by every conversion: public_id and dedup_key are unique by constraints, without
+    # Django's LIKE copies of their indexes; link's own index is the (link, status) one below.
+    public_id = models.CharField(max_length=32)
     # What makes a repeat the same conversion: "tx:<transaction id>", "click:<click id>:<goal>" or
     # "key:<Idempotency-Key>". Unique, so two identical requests at the same moment make one row.
-    dedup_key = models.CharField(max_length=300, unique=True)
+    dedup_key = models.CharField(max_length=300)
     source = models.CharField(max_length=10, choices=Source.choices)
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="conversions")
-    link = models.ForeignKey(TrafficSource, null=True, blank=True, on_delete=models.PROTECT, related_name="conversions")
+    link = models.ForeignKey(
+        TrafficSource, null=True, blank=True, on_delete=models.PROTECT, related_name="conversions", db_index=False
+    )
     click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.PROTECT, related_name="conversions")
     lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversions")
     customer_id = models.CharField(max_length=200, blank=True)
@@ -260,6 +264,8 @@ class Conversion(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount_minor__gte=0), name="conversion_amount_not_negative"),
             models.CheckConstraint(condition=Q(time_to_conversion_s__gte=0), name="conversion_ttc_not_negative"),
+            models.UniqueConstraint(fields=["public_id"], name="conversion_public_id_uniq"),
+            models.UniqueConstraint(fields=["dedup_key"], name="conversion_dedup_key_uniq"),
         ]
         indexes = [models.Index(fields=["link", "status"], name="conversion_link_status_idx")]
 

@@ -77,7 +77,8 @@ class TikTokEvent(models.Model):
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
 
-    pixel = models.ForeignKey(Pixel, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: the (pixel, event_id) constraint and the indexes below all start with pixel.
+    pixel = models.ForeignKey(Pixel, on_delete=models.CASCADE, related_name="events", db_index=False)
     event_id = models.CharField(max_length=128)
     event = models.CharField(max_length=64)
     event_time = models.DateTimeField()

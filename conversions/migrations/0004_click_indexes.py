@@ -7,6 +7,8 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from tracker.db.migration_ops import PostgresOrState
+
 STATE = [
     migrations.AlterField(
         model_name="click",
@@ -41,35 +43,9 @@ CREATE INDEX conversions_click_campaign_id_96c3b9ad ON conversions_click (campai
 """
 
 
-class PostgresOrState(migrations.SeparateDatabaseAndState):
-    """On PostgreSQL the SQL above; elsewhere what Django would do for STATE."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(POSTGRES_FORWARD)
-            return
-        for operation in STATE:
-            state = from_state.clone()
-            operation.state_forwards(app_label, state)
-            operation.database_forwards(app_label, schema_editor, from_state, state)
-            from_state = state
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(POSTGRES_BACKWARD)
-            return
-        states = [to_state]
-        for operation in STATE[:-1]:
-            state = states[-1].clone()
-            operation.state_forwards(app_label, state)
-            states.append(state)
-        for operation, before in zip(reversed(STATE), reversed(states), strict=True):
-            after = before.clone()
-            operation.state_forwards(app_label, after)
-            operation.database_backwards(app_label, schema_editor, after, before)
-
-
 class Migration(migrations.Migration):
     dependencies = [("conversions", "0003_hashed_contacts")]
 
-    operations = [PostgresOrState(state_operations=STATE)]
+    operations = [
+        PostgresOrState(state_operations=STATE, postgres_forward=POSTGRES_FORWARD, postgres_backward=POSTGRES_BACKWARD)
+    ]
