@@ -134,15 +134,23 @@ def _bot_start_once(*, lead, touch, token, referrer, now) -> tuple[BotStart, boo
         return BotStart.objects.get(lead=lead, token=token), False
 
 
-def lead_for_customer(customer_id: str) -> Lead | None:
-    """`telegram_<id>` (or a bare numeric id) names a Telegram user we may know."""
+def _telegram_user_id(customer_id: str) -> int | None:
+    """`telegram_<id>` (or a bare numeric id) names a Telegram user; anything else names none."""
     raw = customer_id.strip()
     if raw.startswith("telegram_"):
         raw = raw[len("telegram_") :]
-    if not raw.isdigit() or len(raw) > 19:
+    return int(raw) if raw.isdigit() and len(raw) <= 19 else None
+
+
+def lead_for_customer(customer_id: str) -> Lead | None:
+    """The Telegram user a customer_id names, if we know them."""
+    telegram_user_id = _telegram_user_id(customer_id)
+    if telegram_user_id is None:
         return None
     return one_or_none(
-        Lead.objects.select_related("click__campaign__pixel", "link__campaign__pixel").filter(telegram_user_id=int(raw))
+        Lead.objects.select_related("click__campaign__pixel", "link__campaign__pixel").filter(
+            telegram_user_id=telegram_user_id
+        )
     )
 
 
@@ -277,6 +285,7 @@ def conversions_record(items: list[dict]) -> list[ConversionResult]:
     transaction ids wait for each other instead of deadlocking."""
     results: list[ConversionResult | None] = [None] * len(items)
     with transaction.atomic():
+        _lock_consenting_leads(items)
         # The clicks the utm_ids name, in one read (a utm_id may also be a link's: those resolve one by one).
         clicks = clicks_with_campaign({item["utm_id"] for item in items if item.get("utm_id")})
         for index in sorted(range(len(items)), key=lambda position: items[position]["transaction_id"]):
@@ -288,6 +297,16 @@ def conversions_record(items: list[dict]) -> list[ConversionResult]:
             except NotFoundField as exc:
                 raise NotFoundField(f"conversions[{index}].{exc.field}", str(exc.detail)) from None
     return results
+
+
+def _lock_consenting_leads(items: list[dict]) -> None:
+    """Lock, in id order, the Telegram users whose consent the batch may change: two batches that name the
+    same users in different orders then wait for each other instead of deadlocking on the updates."""
+    user_ids = {_telegram_user_id(item["customer_id"]) for item in items
+                if item.get("customer_id") and item.get("consent") is not None}  # fmt: skip
+    user_ids.discard(None)
+    if user_ids:
+        list(Lead.objects.select_for_update().filter(telegram_user_id__in=user_ids).order_by("pk").values_list("pk"))
 
 
 def _conversion_update(*, dedup_key: str, status: str, amount_minor: int) -> ConversionResult:

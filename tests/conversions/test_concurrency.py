@@ -115,3 +115,25 @@ def test_batches_sharing_transaction_ids_in_opposite_orders_do_not_deadlock(clic
     assert Conversion.objects.count() == 60
     outcomes = sorted(sum(result.outcome == "created" for result in batch) for batch in results)
     assert sum(outcomes) == 60  # each conversion created by exactly one batch; the others found it unchanged
+
+
+def test_batches_changing_the_consent_of_the_same_users_in_opposite_orders_do_not_deadlock(click):
+    """A batch locks the Telegram users whose consent it may change in one order before writing anything, so
+    two batches naming the same users in opposite orders wait for each other instead of deadlocking."""
+    from conversions.services import conversions_record
+
+    users = range(9001, 9031)
+    for user in users:
+        lead_start(token=click.click_id, telegram_user_id=user, consent=True)
+    # Written in transaction-id order: the first batch meets the users in ascending order, the second descending.
+    first = [{"transaction_id": f"a-{n:03d}", "customer_id": f"telegram_{user}", "amount": 100, "currency": "USD",
+              "consent": False} for n, user in enumerate(users)]  # fmt: skip
+    second = [{"transaction_id": f"b-{n:03d}", "customer_id": f"telegram_{user}", "amount": 100, "currency": "USD",
+               "consent": False} for n, user in enumerate(reversed(users))]  # fmt: skip
+    batches = [first, second]
+
+    results, errors = run_together(lambda: conversions_record(batches.pop()), 2)
+
+    assert errors == []
+    assert Conversion.objects.count() == 60
+    assert set(Lead.objects.values_list("tracking_consent", flat=True)) == {False}
