@@ -49,7 +49,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "ops.middleware.LazyMessageMiddleware",  # Django's, with the storage built on first use
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
