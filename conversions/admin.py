@@ -3,6 +3,7 @@
 import json
 
 from django.contrib import admin, messages
+from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -36,6 +37,7 @@ def journey_block(journey: dict) -> str:
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # an offer URL typed without one
     list_display = ["name", "status", "clicks", "starts", "conversions", "revenue", "created_at"]
     list_filter = ["status"]
     search_fields = ["name"]
@@ -76,6 +78,7 @@ class LandingPageAdmin(admin.ModelAdmin):
 
 @admin.register(TrafficSource)
 class TrafficSourceAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = [
         "utm_id", "campaign", "creative", "utm_content", "copy_url", "is_active",
         "clicks", "unique_clicks", "bot_hits", "starts", "conversions", "revenue",
