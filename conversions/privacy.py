@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from conversions.models import BotStart, Click, Conversion, Lead
+from conversions.services import telegram_user_id_of
 
 ERASED = "erased"
 # What a click keeps after its personal data is stripped: time, link, place, device (aggregates).
@@ -33,8 +34,8 @@ class ErasureReport:
 
 
 def _lead_and_customer_ids(*, telegram_user_id: int | None, customer_id: str) -> tuple[Lead | None, set[str]]:
-    if telegram_user_id is None and customer_id.removeprefix("telegram_").isdigit():
-        telegram_user_id = int(customer_id.removeprefix("telegram_"))
+    if telegram_user_id is None:
+        telegram_user_id = telegram_user_id_of(customer_id)
     lead = Lead.objects.filter(telegram_user_id=telegram_user_id).first() if telegram_user_id else None
     customer_ids = {customer_id} if customer_id else set()
     if telegram_user_id:

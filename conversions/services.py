@@ -134,7 +134,7 @@ def _bot_start_once(*, lead, touch, token, referrer, now) -> tuple[BotStart, boo
         return BotStart.objects.get(lead=lead, token=token), False
 
 
-def _telegram_user_id(customer_id: str) -> int | None:
+def telegram_user_id_of(customer_id: str) -> int | None:
     """`telegram_<id>` (or a bare numeric id) names a Telegram user; anything else names none."""
     raw = customer_id.strip()
     if raw.startswith("telegram_"):
@@ -144,7 +144,7 @@ def _telegram_user_id(customer_id: str) -> int | None:
 
 def lead_for_customer(customer_id: str) -> Lead | None:
     """The Telegram user a customer_id names, if we know them."""
-    telegram_user_id = _telegram_user_id(customer_id)
+    telegram_user_id = telegram_user_id_of(customer_id)
     if telegram_user_id is None:
         return None
     return one_or_none(
@@ -302,7 +302,7 @@ def conversions_record(items: list[dict]) -> list[ConversionResult]:
 def _lock_consenting_leads(items: list[dict]) -> None:
     """Lock, in id order, the Telegram users whose consent the batch may change: two batches that name the
     same users in different orders then wait for each other instead of deadlocking on the updates."""
-    user_ids = {_telegram_user_id(item["customer_id"]) for item in items
+    user_ids = {telegram_user_id_of(item["customer_id"]) for item in items
                 if item.get("customer_id") and item.get("consent") is not None}  # fmt: skip
     user_ids.discard(None)
     if user_ids:
