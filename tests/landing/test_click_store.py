@@ -185,3 +185,36 @@ def test_the_unique_check_finds_the_visitor_through_the_visitor_index(link, plac
         plan = "\n".join(row[0] for row in cursor.fetchall())
         cursor.execute("DEALLOCATE unique_check")
     assert "click_visitor_idx" in plan, plan
+
+
+def test_statements_run_on_one_cursor_for_as_long_as_the_connection_lasts(link):
+    click_insert(full_click(link, click_id="cursor-1"))
+    first = connection._statement_cursor
+    click_insert(full_click(link, click_id="cursor-2", visitor_hash="b" * 64))
+
+    assert connection._statement_cursor is first and first.connection is connection.connection
+    assert Click.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_click_on_a_connection_the_server_closed_is_written_on_a_new_one(settings):
+    from django.db import close_old_connections
+
+    from tests.factories import TrafficSourceFactory
+
+    link = TrafficSourceFactory()
+    click_insert(full_click(link, click_id="before"))
+    pid, cursor = connection.connection.info.backend_pid, connection._statement_cursor
+    url = settings.DATABASES["default"]
+    with psycopg.connect(host=url["HOST"], port=url["PORT"] or 5432, user=url["USER"], dbname=url["NAME"],
+                         password=url["PASSWORD"] or None, autocommit=True) as admin:  # fmt: skip
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    deadline = time.monotonic() + 5
+    while connection.is_usable() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    close_old_connections()  # what the next request does first (request_started)
+    click_insert(full_click(link, click_id="after", visitor_hash="b" * 64))
+
+    assert connection.connection.info.backend_pid != pid and connection._statement_cursor is not cursor
+    assert sorted(Click.objects.values_list("click_id", flat=True)) == ["after", "before"]

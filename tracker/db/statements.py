@@ -9,7 +9,6 @@ they go through Django's cursor instead, so they are seen.
 import functools
 from typing import NamedTuple
 
-import psycopg
 from django.db import connection
 from django.db.models import JSONField
 from psycopg.types.json import Jsonb
@@ -25,8 +24,8 @@ def fetch_one(sql: str, params: list) -> tuple | None:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    cursor = connection.statement_cursor()  # tracker.db's backend
+    with connection.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchone()
 
