@@ -14,6 +14,7 @@ from conversions.auth import ApiKeyAuthentication, HasIntakeScope, QueryParamApi
 from conversions.click_reads import click_with_campaign
 from conversions.errors import NotFoundField
 from conversions.models import Click, Conversion, TrafficSource
+from conversions.negotiation import JsonAnswer
 from conversions.parsers import SafeJSONParser
 from conversions.privacy import person_erase
 from conversions.serializers import (
@@ -78,12 +79,17 @@ def conversion_response(result: services.ConversionResult) -> Response:
     return Response(body, status=code)
 
 
-class TrackStartApi(APIView):
-    """The bot reports a /start <token>."""
+class IntakeApi(APIView):
+    """What the bot and partner networks call: an intake key, its rate limit, always a JSON answer."""
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasIntakeScope]
     throttle_classes = [ApiKeyRateThrottle]
+    content_negotiation_class = JsonAnswer
+
+
+class TrackStartApi(IntakeApi):
+    """The bot reports a /start <token>."""
 
     class OutputSerializer(serializers.Serializer):
         created = serializers.BooleanField(help_text="False when this user already started with this token")
@@ -119,12 +125,8 @@ class TrackStartApi(APIView):
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
-class ConversionWebhookApi(APIView):
+class ConversionWebhookApi(IntakeApi):
     """The bot reports a purchase. Idempotent on transaction_id (or the Idempotency-Key header)."""
-
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasIntakeScope]
-    throttle_classes = [ApiKeyRateThrottle]
 
     @extend_schema(
         request=ConversionWebhookInput,
@@ -146,13 +148,9 @@ class ConversionBatchOutput(serializers.Serializer):
     conversions = ConversionOutput(many=True, help_text="In the order sent.")
 
 
-class ConversionBatchWebhookApi(APIView):
+class ConversionBatchWebhookApi(IntakeApi):
     """Many purchases in one request (a backfill, a payment backend's batch): all recorded or, on any bad
     or unknown field, none. Idempotent per transaction_id, which every conversion must have."""
-
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasIntakeScope]
-    throttle_classes = [ApiKeyRateThrottle]
 
     def throttle_cost(self, request) -> int:
         """Each conversion of the batch counts against the key's INTAKE_REQUESTS_PER_MINUTE."""
@@ -170,12 +168,10 @@ class ConversionBatchWebhookApi(APIView):
         return Response(body)
 
 
-class PostbackApi(APIView):
+class PostbackApi(IntakeApi):
     """A partner network's S2S postback: GET (query string) or POST (query, form or JSON)."""
 
     authentication_classes = [QueryParamApiKeyAuthentication]
-    permission_classes = [HasIntakeScope]
-    throttle_classes = [ApiKeyRateThrottle]
     parser_classes = [SafeJSONParser, parsers.FormParser, parsers.MultiPartParser]
 
     @extend_schema(

@@ -9,6 +9,7 @@ from conversions.models import Campaign, Click, TrafficSource
 from landing.click_store import click_insert
 from landing.enrichment import anonymize_ip, client_ip, locate, parse_user_agent
 from tiktok_ads import hooks as tiktok_hooks
+from tracker.db.statements import new_instance
 
 TRACKED_PARAMS = (
     "utm_source",
@@ -84,7 +85,8 @@ def click_record(*, campaign: Campaign, link: TrafficSource | None, visit: Visit
     visitor_hash = _visitor_hash(stored_ip, visit.user_agent)
     params = {key: _clean(value) for key, value in visit.params.items()}
     extra = {key[:64]: value for key, value in params.items() if key not in TRACKED_PARAMS and key not in ("_ttp",)}
-    click = Click(
+    click = new_instance(
+        Click,
         click_id=new_click_id(),
         campaign=campaign,
         link=link,

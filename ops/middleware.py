@@ -15,6 +15,7 @@ from ops.context import request_id_var
 from ops.metrics import observe_request
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 # A proxy's id is kept when it looks like one (uuid, hex, ULID…); anything else gets a fresh uuid4.
 _ACCEPTED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_ROUTE = "<unmatched>"  # 404s: one label, not one per scanned path
@@ -38,7 +39,7 @@ class RequestIdMiddleware:
     def __call__(self, request):
         from ops.views import OPS_ENDPOINTS  # the views import Django parts not needed at middleware load
 
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        incoming = request.META.get(REQUEST_ID_META, "")  # not request.headers: that parses every header
         request_id = incoming if _ACCEPTED_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         # Not reset when this returns: Django logs 4xx/5xx answers (django.request) after the middleware

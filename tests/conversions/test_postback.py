@@ -100,3 +100,19 @@ def test_postback_without_a_key_is_401(client, click):
     assert response.status_code == 401
     assert response.json()["error"] == "not_authenticated"
     assert Conversion.objects.count() == 0
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml;q=0.9", "image/*", "*/*", ""])
+def test_a_postback_is_recorded_and_answered_in_json_whatever_its_client_accepts(client, intake_key, click, accept):
+    response = client.get(f"/postback?key={intake_key}&click_id={click.click_id}&payout=1", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 201 and response["Content-Type"] == "application/json"
+    assert response.json()["click_id"] == click.click_id
+    assert Conversion.objects.count() == 1
+
+
+def test_a_bad_postback_is_answered_in_json_whatever_its_client_accepts(client, intake_key):
+    response = client.get(f"/postback?key={intake_key}&payout=1", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert "click_id" in str(response.json())
