@@ -9,6 +9,15 @@ figure is `time.process_time` per request: the CPU this process spent, which is 
 under load, and is steadier than wall time on a machine whose speed moves from minute to minute. The
 kinds run interleaved in rounds, so a slow minute falls on all of them. PostgreSQL's own CPU is not in
 it. Use it to compare a change back to back; bench/clicks.py measures the stack under load.
+
+    .venv/bin/python bench/profile_requests.py --instructions 300 --kinds bare direct webhook
+
+counts instead the instructions the web process runs per request, under valgrind's callgrind: one child
+process makes 0 requests of a kind, another the same setup and N more, and the difference is divided by N.
+The count does not move with the machine's speed (the same code gives the same count within ~1 %), so a
+change of a few per cent shows in one run, where CPU time needs many. It leaves out what the kernel does
+for the process (the socket calls to PostgreSQL) and the debounced Celery wake-up of the TikTok sender,
+which is timed (under valgrind's slowdown it would fire every few requests instead of about twice a second).
 """
 
 import argparse
@@ -18,14 +27,16 @@ import json
 import os
 import pstats
 import random
+import re
+import subprocess
 import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from clicks import USER_AGENT, classic_path, create_fixture, stack_env, start_services
-from common import ROOT, free_port, guarded, hard_cap
+from clicks import USER_AGENT, Fixture, classic_path, create_fixture, stack_env, start_services
+from common import BIN, ROOT, free_port, guarded, hard_cap
 
 DB_NAME = "tracker_bench_profile"
 
@@ -132,13 +143,67 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
     parser.add_argument("--profile", help="also cProfile this kind")
     parser.add_argument("--top", type=int, default=30, help="functions shown by the profile")
-    parser.add_argument("--cap", type=int, default=600, help="hard cap, seconds")
+    parser.add_argument("--instructions", type=int, metavar="N",
+                        help="count instructions per request over N requests of each kind (valgrind)")  # fmt: skip
+    parser.add_argument("--cap", type=int, help="hard cap, seconds (default 600; 3,600 with --instructions)")
+    parser.add_argument("--child", nargs=3, metavar=("FIXTURE", "KIND", "N"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+# --- instructions (valgrind) ---------------------------------------------------------------------
+
+
+def instructions(kinds: list[str], *, fixture: Fixture, env: dict, workdir: Path, requests: int) -> dict:
+    """Instructions per request of each kind: (count with N requests - count with none) / N."""
+    saved = workdir / "fixture.json"
+    saved.write_text(json.dumps({"keys": fixture.keys, "intake_clicks_file": str(fixture.intake_clicks_file),
+                                 "classic_campaign": fixture.classic_campaign.pk}))  # fmt: skip
+    # Caches that expire by the clock would expire more often under valgrind's slowdown.
+    child_env = {**env, "LINK_CACHE_TTL_S": "3600", "API_KEY_CACHE_TTL_S": "3600", "PYTHONHASHSEED": "0"}
+    figures = {}
+    for kind in kinds:
+        counts = [_counted_child(saved, kind, n, child_env) for n in (0, requests)]
+        figures[kind] = round((counts[1] - counts[0]) / requests)
+        print(f"  {kind}: {figures[kind]:,} instructions a request", flush=True)
+    return figures
+
+
+def _counted_child(saved: Path, kind: str, requests: int, env: dict) -> int:
+    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(BIN / "python"),
+            str(Path(__file__)), "--child", str(saved), kind, str(requests)]  # fmt: skip
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    found = re.search(r"Collected : ([\d,]+)", done.stderr)
+    if done.returncode or found is None:
+        raise RuntimeError(f"valgrind child {kind} {requests} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def child(saved: str, kind: str, requests: int) -> int:
+    """Run under valgrind: `requests` requests of `kind`, after the same setup as every other child."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from conversions.models import Campaign
+    from tiktok_ads import outbox
+
+    outbox.schedule_flush = lambda pixel_id: None  # timed: see the module's docstring
+    data = json.loads(Path(saved).read_text())
+    fixture = Fixture(keys=data["keys"], intake_clicks_file=Path(data["intake_clicks_file"]),
+                      classic_campaign=Campaign.objects.get(pk=data["classic_campaign"]))  # fmt: skip
+    action = request_kinds(fixture, wsgi_caller())[kind]
+    for _ in range(3):  # connection, caches, prepared statements
+        action()
+    for _ in range(requests):
+        action()
+    return 0
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    hard_cap(args.cap)
+    if args.child:
+        return child(args.child[0], args.child[1], int(args.child[2]))
+    hard_cap(args.cap or (3600 if args.instructions else 600))
     workdir = Path(tempfile.mkdtemp(prefix="profile-bench-"))
     ports = {"redis": free_port(), "fake": free_port()}
     env = stack_env(redis_port=ports["redis"], fake_port=ports["fake"], workdir=workdir, db_name=DB_NAME)
@@ -152,13 +217,17 @@ def main(argv=None) -> int:
         fixture = create_fixture(workdir)
         kinds = request_kinds(fixture, wsgi_caller())
         chosen = {name: kinds[name] for name in (args.kinds or kinds)}
-        for action in chosen.values():  # warm: connections, caches, prepared statements
-            for _ in range(50):
-                action()
-        figures = measure(chosen, requests=args.requests, rounds=args.rounds)
-        print("CPU µs per request (median of rounds): " + json.dumps(figures))
-        if args.profile:
-            print(profile(kinds[args.profile], requests=args.requests, top=args.top))
+        if args.instructions:
+            figures = instructions(list(chosen), fixture=fixture, env=env, workdir=workdir, requests=args.instructions)
+            print("Instructions per request (callgrind): " + json.dumps(figures))
+        else:
+            for action in chosen.values():  # warm: connections, caches, prepared statements
+                for _ in range(50):
+                    action()
+            figures = measure(chosen, requests=args.requests, rounds=args.rounds)
+            print("CPU µs per request (median of rounds): " + json.dumps(figures))
+            if args.profile:
+                print(profile(kinds[args.profile], requests=args.requests, top=args.top))
     return 1 if outcome["failed"] else 0
 
 

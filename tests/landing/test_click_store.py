@@ -98,19 +98,26 @@ def test_clicks_without_a_link_are_unique_per_campaign(link):
     assert [c.is_unique for c in (on_link, classic, classic_again, other_campaign)] == [True, True, False, True]
 
 
+def terminate_from_the_server(settings) -> None:
+    """Close this test's database connection from the server side (as a restart would), and wait until its
+    socket shows it."""
+    url = settings.DATABASES["default"]
+    with psycopg.connect(host=url["HOST"], port=url["PORT"] or 5432, user=url["USER"], dbname=url["NAME"],
+                         password=url["PASSWORD"] or None, autocommit=True) as admin:  # fmt: skip
+        admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+    deadline = time.monotonic() + 5
+    while connection.is_usable() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_health_check_sees_a_connection_the_server_closed_without_asking_it(settings):
     connection.ensure_connection()
     assert connection.is_usable()
     pid = connection.connection.info.backend_pid
-    url = settings.DATABASES["default"]
-    with psycopg.connect(host=url["HOST"], port=url["PORT"] or 5432, user=url["USER"], dbname=url["NAME"],
-                         password=url["PASSWORD"] or None, autocommit=True) as admin:  # fmt: skip
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
-    deadline = time.monotonic() + 5
-    while connection.is_usable() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    terminate_from_the_server(settings)
+
     assert not connection.is_usable()
     connection.close()
     connection.ensure_connection()  # what the next request does: a new connection
@@ -205,13 +212,7 @@ def test_a_click_on_a_connection_the_server_closed_is_written_on_a_new_one(setti
     link = TrafficSourceFactory()
     click_insert(full_click(link, click_id="before"))
     pid, cursor = connection.connection.info.backend_pid, connection._statement_cursor
-    url = settings.DATABASES["default"]
-    with psycopg.connect(host=url["HOST"], port=url["PORT"] or 5432, user=url["USER"], dbname=url["NAME"],
-                         password=url["PASSWORD"] or None, autocommit=True) as admin:  # fmt: skip
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-    deadline = time.monotonic() + 5
-    while connection.is_usable() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    terminate_from_the_server(settings)
 
     close_old_connections()  # what the next request does first (request_started)
     click_insert(full_click(link, click_id="after", visitor_hash="b" * 64))
