@@ -48,3 +48,9 @@ def test_insert_params_are_the_values_of_the_fields_in_order_with_json_wrapped(l
             assert value.obj == {"k": "v"}  # psycopg's Jsonb wrapper
         else:
             assert value == getattr(click, field.attname), field.name
+
+
+def test_insert_params_of_one_field_is_a_list_of_its_value(link):
+    click = new_instance(Click, click_id="p-2", campaign=link.campaign, created_at=timezone.now())
+
+    assert insert_params(click, (Click._meta.get_field("click_id"),)) == ["p-2"]

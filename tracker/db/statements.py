@@ -10,7 +10,7 @@ import functools
 import operator
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import JSONField
 from psycopg.types.json import Jsonb
 
@@ -21,12 +21,13 @@ def fetch_one(sql: str, params: list) -> tuple | None:
     A prepared statement may be run with a generic plan, made without the parameters' values and perhaps
     before the table had statistics: write each one so that only the intended index can serve it.
     """
-    if connection.queries_logged:
-        with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` looks the thread's connection up again
+    if db.queries_logged:
+        with db.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
-    cursor = connection.statement_cursor()  # tracker.db's backend
-    with connection.wrap_database_errors:
+    cursor = db.statement_cursor()  # tracker.db's backend
+    with db.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchone()
 
@@ -39,7 +40,7 @@ def insert_columns(model) -> tuple:
 def insert_params(instance, fields: tuple) -> list:
     """The instance's values of `fields` as statement parameters (JSON fields as jsonb)."""
     read, json_at = _param_reader(fields)
-    params = list(read(instance)) if len(fields) > 1 else [read(instance)]
+    params = list(read(instance))
     for index in json_at:
         params[index] = Jsonb(params[index])
     return params
@@ -49,7 +50,10 @@ def insert_params(instance, fields: tuple) -> list:
 def _param_reader(fields: tuple) -> tuple:
     # One C call reads every attribute (a click has 33): a Python loop over the fields was ~5 % of a click.
     json_at = tuple(index for index, field in enumerate(fields) if isinstance(field, JSONField))
-    return operator.attrgetter(*(field.attname for field in fields)), json_at
+    getter = operator.attrgetter(*(field.attname for field in fields))
+    if len(fields) == 1:  # attrgetter of one name returns the value itself, not a tuple
+        return (lambda instance: (getter(instance),)), json_at
+    return getter, json_at
 
 
 def new_instance(model, **values) -> object:
