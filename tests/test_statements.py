@@ -2,6 +2,7 @@
 
 import pytest
 from django.db import connection
+from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -27,6 +28,31 @@ def test_new_instance_is_the_instance_the_model_builds_from_the_same_values(link
     assert len(queries) == 0
 
 
+def test_new_instance_saves_like_an_instance_the_model_built(link):
+    built = new_instance(Click, click_id="n-3", campaign=link.campaign, link=link, created_at=timezone.now())
+
+    built.save()
+
+    assert Click.objects.get(click_id="n-3").link_id == link.pk
+    assert not built._state.adding and built._state.db == "default"
+
+
+def test_new_instance_sends_the_init_signals_when_something_listens_to_them(link):
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append((instance.click_id, instance.link_id))
+
+    post_init.connect(receiver, sender=Click)
+    try:
+        new_instance(Click, click_id="n-4", campaign=link.campaign, link=link, created_at=timezone.now())
+    finally:
+        post_init.disconnect(receiver, sender=Click)
+    new_instance(Click, click_id="n-5", campaign=link.campaign, link=link, created_at=timezone.now())
+
+    assert seen == [("n-4", link.pk)]
+
+
 def test_new_instance_gives_missing_fields_their_default_and_refuses_unknown_ones(link):
     built = new_instance(Click, click_id="n-2", campaign=link.campaign, link=None, created_at=timezone.now())
 
@@ -48,6 +74,14 @@ def test_insert_params_are_the_values_of_the_fields_in_order_with_json_wrapped(l
             assert value.obj == {"k": "v"}  # psycopg's Jsonb wrapper
         else:
             assert value == getattr(click, field.attname), field.name
+
+
+def test_insert_params_reads_each_tuple_of_fields_as_its_own(link):
+    click = new_instance(Click, click_id="p-3", campaign=link.campaign, created_at=timezone.now(), city="Lima")
+    one, other = (Click._meta.get_field("click_id"),), (Click._meta.get_field("city"),)
+
+    assert [insert_params(click, one), insert_params(click, other), insert_params(click, one)] == [
+        ["p-3"], ["Lima"], ["p-3"]]  # fmt: skip
 
 
 def test_insert_params_of_one_field_is_a_list_of_its_value(link):

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import JSONField
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 from psycopg.types.json import Jsonb
 
 
@@ -46,8 +48,20 @@ def insert_params(instance, fields: tuple) -> list:
     return params
 
 
-@functools.cache
+# By the tuple's identity: the callers pass the same module-level tuple every time, and looking it up by
+# value (functools.cache) hashed each of a click's 33 fields in Python, on every click. Each entry keeps its
+# tuple alive, so an id is not reused while it is cached.
+_param_readers: dict[int, tuple] = {}
+
+
 def _param_reader(fields: tuple) -> tuple:
+    entry = _param_readers.get(id(fields))
+    if entry is None or entry[0] is not fields:
+        entry = _param_readers[id(fields)] = (fields, *_build_param_reader(fields))
+    return entry[1], entry[2]
+
+
+def _build_param_reader(fields: tuple) -> tuple:
     # One C call reads every attribute (a click has 33): a Python loop over the fields was ~5 % of a click.
     json_at = tuple(index for index, field in enumerate(fields) if isinstance(field, JSONField))
     getter = operator.attrgetter(*(field.attname for field in fields))
@@ -61,8 +75,9 @@ def new_instance(model, **values) -> object:
     Model.__init__'s keyword path: for a click that path was two thirds of its Python work outside the
     INSERT. `values` by attname, or a related object by its field's name (then cached on the instance, as
     assigning it would); a field not given takes its default."""
+    plan, attnames = _init_plan(model)
     args, related, used = [], [], 0
-    for attname, relation, field in _init_plan(model):
+    for attname, relation, field in plan:
         if relation is not None and relation in values:
             target = values[relation]
             related.append((field, target))
@@ -74,9 +89,17 @@ def new_instance(model, **values) -> object:
         else:
             args.append(None if field.primary_key else field.get_default())
     if used != len(values):
-        known = {name for plan in _init_plan(model) for name in plan[:2]}
+        known = {name for entry in plan for name in entry[:2]}
         raise TypeError(f"{model.__name__} has no field {sorted(set(values) - known)}")
-    instance = model(*args)
+    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+        instance = model(*args)
+    else:
+        # What Model.__init__ does with every value given in column order when nothing listens to its two
+        # signals: a new state, and the values in the instance's dict (no field of a new instance has a
+        # setter that does more).
+        instance = model.__new__(model)
+        instance._state = ModelState()
+        instance.__dict__.update(zip(attnames, args, strict=True))
     for field, target in related:
         field.set_cached_value(instance, target)
     return instance
@@ -84,7 +107,9 @@ def new_instance(model, **values) -> object:
 
 @functools.cache
 def _init_plan(model) -> tuple:
-    return tuple((f.attname, f.name if f.is_relation else None, f) for f in model._meta.concrete_fields)
+    fields = model._meta.concrete_fields
+    plan = tuple((f.attname, f.name if f.is_relation else None, f) for f in fields)
+    return plan, tuple(f.attname for f in fields)
 
 
 def model_from_row(model, values) -> object:
