@@ -61,6 +61,7 @@ from common import (
     migrate,
     peak_rss_mb,
     process_tree,
+    pss_mb,
     recreate_database,
     start_beat,
     start_redis,
@@ -488,7 +489,8 @@ def freshness(base_url: str, link) -> dict:
 def memory(process: Process) -> dict:
     peaks = peak_rss_mb(process.pid)
     main = peaks.pop(process.pid, 0.0)
-    return {"main_mb": round(main), "children_mb": sorted(round(mb) for mb in peaks.values())}
+    return {"main_mb": round(main), "children_mb": sorted(round(mb) for mb in peaks.values()),
+            "pss_total_mb": round(sum(pss_mb(process.pid).values()))}  # fmt: skip
 
 
 # --- in-process probe: one request at a time, no contention -------------------------------------
@@ -819,7 +821,9 @@ def markdown(results: dict) -> str:
         mem = outcome.get("gunicorn_memory")
         if mem:
             out += ["", f"Peak RSS (VmHWM) after the runs: gunicorn master {mem['main_mb']} MB, workers "
-                    f"{', '.join(str(mb) for mb in mem['children_mb'])} MB."]  # fmt: skip
+                    f"{', '.join(str(mb) for mb in mem['children_mb'])} MB. Together, counting each shared "
+                    f"page once (PSS; the workers share the preloaded master's memory): "
+                    f"{mem['pss_total_mb']} MB."]  # fmt: skip
         if outcome["skipped"]:
             out += ["", f"Skipped to stay within the time cap: {', '.join(outcome['skipped'])}."]
     celery = results.get("celery_memory")

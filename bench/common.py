@@ -156,6 +156,18 @@ def peak_rss_mb(pid: int) -> dict[int, float]:
     return peaks
 
 
+def pss_mb(pid: int) -> dict[int, float]:
+    """Proportional set size now (each shared page divided among the processes that share it) of a process
+    and all its descendants, in MB, by pid: what they cost together, where RSS counts shared pages in each."""
+    sizes, todo = {}, [pid]
+    while todo:
+        current = todo.pop()
+        with open(f"/proc/{current}/smaps_rollup") as rollup:
+            sizes[current] = next(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024
+        todo.extend(children_of(current))
+    return sizes
+
+
 # --- the machine --------------------------------------------------------------------------------
 
 

@@ -98,6 +98,16 @@ def test_processes_are_the_same_everywhere():
     assert json.loads(re.search(r"^CMD (\[.+\])$", dockerfile, re.MULTILINE).group(1)) == commands["web"]
 
 
+def test_the_web_unit_serves_on_a_socket_that_systemd_holds_across_restarts():
+    service = (ROOT / "deploy" / "systemd" / "tracker-web.service").read_text()
+    sockets = (ROOT / "deploy" / "systemd" / "tracker-web.socket").read_text()
+
+    assert "Requires=tracker-web.socket" in service and re.search(r"^After=tracker-web.socket", service, re.M)
+    assert re.search(r"^ListenStream=\S+:8000$", sockets, re.MULTILINE)
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    assert "tracker-web.socket" in deploy and "systemctl restart tracker-worker tracker-beat tracker-web" in deploy
+
+
 def test_compose_services_and_their_environment():
     config = compose()
     services = config["services"]
