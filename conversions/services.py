@@ -14,6 +14,7 @@ from conversions.errors import NotFoundField
 from conversions.models import BotStart, Click, Conversion, ConversionStatusChange, Lead, TrafficSource
 from conversions.selectors import one_or_none
 from tiktok_ads import hooks as tiktok_hooks
+from tracker.db.statements import new_instance
 
 STATUS_SYNONYMS = {
     Conversion.Status.APPROVED: {
@@ -222,7 +223,8 @@ def conversion_record(
     dedup_key = _dedup_key(
         transaction_id=transaction_id, idempotency_key=idempotency_key, click=touch.click, goal=goal, source=source
     )
-    conversion = Conversion(
+    conversion = new_instance(
+        Conversion,
         public_id=secrets.token_urlsafe(12),
         dedup_key=dedup_key,
         source=source,

@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversions.models import Click
-from tracker.db.statements import insert_columns, insert_params, new_instance
+from tracker.db.statements import insert_columns, insert_params, model_from_row, new_instance
 
 pytestmark = pytest.mark.django_db
 
@@ -88,3 +88,40 @@ def test_insert_params_of_one_field_is_a_list_of_its_value(link):
     click = new_instance(Click, click_id="p-2", campaign=link.campaign, created_at=timezone.now())
 
     assert insert_params(click, (Click._meta.get_field("click_id"),)) == ["p-2"]
+
+
+def _click_row(click_id: str) -> tuple:
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in Click._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM conversions_click WHERE click_id = %s", [click_id])
+        return cursor.fetchone()
+
+
+def test_model_from_row_is_the_instance_the_orm_reads(link):
+    new_instance(Click, click_id="r-1", campaign=link.campaign, link=link, created_at=timezone.now(),
+                 extra_params={"k": "v"}).save()  # fmt: skip
+
+    built = model_from_row(Click, _click_row("r-1"))
+    read = Click.objects.get(click_id="r-1")
+
+    for field in Click._meta.concrete_fields:
+        assert getattr(built, field.attname) == getattr(read, field.attname), field.name
+    assert built.extra_params == {"k": "v"}  # decoded by the field, as the ORM does
+    assert (built._state.adding, built._state.db) == (False, "default")
+    assert built == read and built.link == link
+
+
+def test_model_from_row_sends_the_init_signals_when_something_listens_to_them(link):
+    new_instance(Click, click_id="r-2", campaign=link.campaign, link=link, created_at=timezone.now()).save()
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.click_id)
+
+    post_init.connect(receiver, sender=Click)
+    try:
+        model_from_row(Click, _click_row("r-2"))
+    finally:
+        post_init.disconnect(receiver, sender=Click)
+
+    assert seen == ["r-2"]
