@@ -148,24 +148,18 @@ def children_of(pid: int) -> list[int]:
 
 def peak_rss_mb(pid: int) -> dict[int, float]:
     """VmHWM (peak resident set) of a process and all its descendants, in MB, by pid."""
-    peaks, todo = {}, [pid]
-    while todo:
-        current = todo.pop()
-        peaks[current] = _status_kb(current, "VmHWM") / 1024
-        todo.extend(children_of(current))
-    return peaks
+    return {current: _status_kb(current, "VmHWM") / 1024 for current in process_tree(pid)}
 
 
 def pss_mb(pid: int) -> dict[int, float]:
     """Proportional set size now (each shared page divided among the processes that share it) of a process
     and all its descendants, in MB, by pid: what they cost together, where RSS counts shared pages in each."""
-    sizes, todo = {}, [pid]
-    while todo:
-        current = todo.pop()
-        with open(f"/proc/{current}/smaps_rollup") as rollup:
-            sizes[current] = next(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024
-        todo.extend(children_of(current))
-    return sizes
+    return {current: _smaps_kb(current, "Pss") / 1024 for current in process_tree(pid)}
+
+
+def _smaps_kb(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        return next(int(line.split()[1]) for line in rollup if line.startswith(f"{field}:"))
 
 
 # --- the machine --------------------------------------------------------------------------------

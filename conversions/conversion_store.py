@@ -16,13 +16,14 @@ from tracker.db.statements import (
     Joined,
     fetch_one,
     insert_columns,
-    insert_params,
     instances_from_row,
     joined_clauses,
     joined_columns,
+    param_reader,
 )
 
 _FIELDS = insert_columns(Conversion)
+_read_params = param_reader(_FIELDS)
 _quote = connection.ops.quote_name
 _CONVERSION_SQL = (
     f"INSERT INTO {_quote(Conversion._meta.db_table)} ({', '.join(_quote(field.column) for field in _FIELDS)}) "
@@ -45,7 +46,7 @@ def conversion_insert(conversion: Conversion, *, event: dict | None = None) -> b
     True when written; False when a conversion with the same dedup_key exists (then nothing is written)."""
     if connection.vendor != "postgresql":
         return _orm_insert(conversion, event)
-    params = insert_params(conversion, _FIELDS) + [conversion.status, conversion.amount_minor, conversion.created_at]
+    params = _read_params(conversion) + [conversion.status, conversion.amount_minor, conversion.created_at]
     if event is None:
         row = fetch_one(INSERT_SQL, params)
     else:

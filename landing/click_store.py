@@ -20,9 +20,10 @@ from django.db import connection, transaction
 
 from conversions.models import Click
 from tiktok_ads.outbox import OUTBOX_INSERT_SQL, outbox_params
-from tracker.db.statements import fetch_one, insert_columns, insert_params
+from tracker.db.statements import fetch_one, insert_columns, param_reader
 
 _FIELDS = insert_columns(Click)
+_read_params = param_reader(_FIELDS)
 _quote = connection.ops.quote_name
 _TABLE = _quote(Click._meta.db_table)
 # The visitor's unique click within the window on the same link (or, for /click, on the campaign without a
@@ -59,7 +60,7 @@ _UNIQUE_AT = next(index for index, field in enumerate(_FIELDS) if field.attname 
 
 
 def _params(click: Click, since) -> list:
-    params = insert_params(click, _FIELDS)
+    params = _read_params(click)
     # is_unique's place takes the candidate flag and the unique check's parameters
     params[_UNIQUE_AT + 1 : _UNIQUE_AT + 1] = [click.link_id or click.campaign_id, click.visitor_hash, since]
     return params

@@ -40,34 +40,26 @@ def insert_columns(model) -> tuple:
 
 
 def insert_params(instance, fields: tuple) -> list:
-    """The instance's values of `fields` as statement parameters (JSON fields as jsonb)."""
-    read, json_at = _param_reader(fields)
-    params = list(read(instance))
-    for index in json_at:
-        params[index] = Jsonb(params[index])
-    return params
+    """The instance's values of `fields` as statement parameters (JSON fields as jsonb). A hot path builds
+    its reader once with param_reader instead."""
+    return param_reader(fields)(instance)
 
 
-# By the tuple's identity: the callers pass the same module-level tuple every time, and looking it up by
-# value (functools.cache) hashed each of a click's 33 fields in Python, on every click. Each entry keeps its
-# tuple alive, so an id is not reused while it is cached.
-_param_readers: dict[int, tuple] = {}
-
-
-def _param_reader(fields: tuple) -> tuple:
-    entry = _param_readers.get(id(fields))
-    if entry is None or entry[0] is not fields:
-        entry = _param_readers[id(fields)] = (fields, *_build_param_reader(fields))
-    return entry[1], entry[2]
-
-
-def _build_param_reader(fields: tuple) -> tuple:
-    # One C call reads every attribute (a click has 33): a Python loop over the fields was ~5 % of a click.
+def param_reader(fields: tuple):
+    """reader(instance) -> the instance's values of `fields` as statement parameters (JSON fields as jsonb).
+    One C call reads every attribute (a click has 33): a Python loop over the fields was ~5 % of a click."""
     json_at = tuple(index for index, field in enumerate(fields) if isinstance(field, JSONField))
     getter = operator.attrgetter(*(field.attname for field in fields))
     if len(fields) == 1:  # attrgetter of one name returns the value itself, not a tuple
-        return (lambda instance: (getter(instance),)), json_at
-    return getter, json_at
+        return lambda instance: [Jsonb(getter(instance))] if json_at else [getter(instance)]
+
+    def read(instance) -> list:
+        params = list(getter(instance))
+        for index in json_at:
+            params[index] = Jsonb(params[index])
+        return params
+
+    return read
 
 
 def new_instance(model, **values) -> object:
@@ -114,7 +106,7 @@ def _built(model, attnames: tuple, values) -> object:
 def _init_plan(model) -> tuple:
     fields = model._meta.concrete_fields
     plan = tuple((f.attname, f.name if f.is_relation else None, f) for f in fields)
-    return plan, tuple(f.attname for f in fields)
+    return plan, _row_loader(model)[0]
 
 
 def model_from_row(model, values) -> object:
