@@ -86,30 +86,32 @@ class KeyUser:
         return str(self.api_key)
 
 
+def raw_api_key(request, *, allow_query_param: bool) -> str | None:
+    """The key a request (Django's or DRF's) carries, or None; AuthenticationFailed for a malformed header."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        keyword, _, value = header.partition(" ")
+        if keyword != HEADER_KEYWORD or not value.strip():
+            raise exceptions.AuthenticationFailed('Use the header "Authorization: Api-Key <key>".')
+        return value.strip()
+    if allow_query_param:
+        for name in QUERY_PARAMS:
+            if request.GET.get(name):
+                return request.GET[name]
+    return None
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     allow_query_param = False
 
     def authenticate(self, request):
-        raw_key = self._raw_key(request)
+        raw_key = raw_api_key(request, allow_query_param=self.allow_query_param)
         if raw_key is None:
             return None
         api_key = api_key_check(raw_key)
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return KeyUser(api_key), api_key
-
-    def _raw_key(self, request) -> str | None:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if header:
-            keyword, _, value = header.partition(" ")
-            if keyword != HEADER_KEYWORD or not value.strip():
-                raise exceptions.AuthenticationFailed('Use the header "Authorization: Api-Key <key>".')
-            return value.strip()
-        if self.allow_query_param:
-            for name in QUERY_PARAMS:
-                if request.query_params.get(name):
-                    return request.query_params[name]
-        return None
 
     def authenticate_header(self, request):
         return HEADER_KEYWORD

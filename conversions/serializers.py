@@ -11,6 +11,7 @@ from conversions.models import TOKEN_REGEX
 from conversions.services import normalize_status
 
 MAX_AMOUNT_MINOR = 10**12  # ten billion in major units: anything above is a bug upstream
+GOAL_REGEX = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class FlatInputSerializer(serializers.Serializer):
@@ -142,9 +143,7 @@ class ConversionWebhookInput(FlatInputSerializer):
     )
     currency = CurrencyField(required=False)
     transaction_id = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
-    event = serializers.RegexField(
-        r"^[A-Za-z0-9_.-]{1,64}$", required=False, help_text="The goal: purchase, deposit, registration…"
-    )
+    event = serializers.RegexField(GOAL_REGEX, required=False, help_text="The goal: purchase, deposit, registration…")
     status = StatusField(required=False)
     product_name = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
     product_id = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
@@ -196,16 +195,20 @@ class PostbackInput(FlatInputSerializer):
         max_digits=14, decimal_places=4, min_value=Decimal(0), max_value=Decimal(10**10), required=False
     )
     status = StatusField(required=False)
-    goal = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,64}$", required=False)
+    goal = serializers.RegexField(GOAL_REGEX, required=False)
     transaction_id = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
     currency = CurrencyField(required=False)
     sub1 = serializers.CharField(max_length=200, required=False, allow_blank=True, validators=[no_nul])
 
     def validate(self, attrs):
-        payout = attrs.pop("payout", Decimal(0))
-        attrs["amount_minor"] = int((payout * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        attrs["amount_minor"] = minor_units(attrs.pop("payout", Decimal(0)))
         attrs.setdefault("currency", settings.DEFAULT_CURRENCY)
         return attrs
+
+
+def minor_units(payout: Decimal) -> int:
+    """A postback's payout in major units (7.50) as minor units (750), half a cent rounded up."""
+    return int((payout * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 # Names partner networks use for our parameters (first match wins). The POSTBACK_PARAM_ALIASES setting

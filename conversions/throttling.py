@@ -87,27 +87,33 @@ def forget_reservations() -> None:
         _reserved.clear()
 
 
+def intake_spend(api_key, cost: int = 1) -> bool:
+    """Spend `cost` requests of this key's window: False when they do not fit under
+    INTAKE_REQUESTS_PER_MINUTE (then nothing is spent, except what a reservation took)."""
+    limit = settings.INTAKE_REQUESTS_PER_MINUTE
+    if not limit:
+        return True
+    window = int(time.time() // WINDOW_S)
+    key = f"throttle:intake:{api_key.prefix}:{window}"
+    if cost == 1 and _spend_reserved(key, window):
+        return True
+    try:
+        return _reserve_and_spend(key, limit) if cost == 1 else _spend_directly(key, limit, cost)
+    except Exception:  # noqa: BLE001 - the cache (Redis) is down: never refuse a conversion for that
+        logger.warning("Rate-limit cache unavailable; intake is not throttled meanwhile")
+        return True
+
+
 class ApiKeyRateThrottle(BaseThrottle):
     """At most INTAKE_REQUESTS_PER_MINUTE requests per API key and minute; 429 with Retry-After beyond. A view
     with `throttle_cost(request)` (the batch webhook: one per conversion) spends that many at once."""
 
     def allow_request(self, request, view):
-        limit = settings.INTAKE_REQUESTS_PER_MINUTE
         api_key = getattr(request.user, "api_key", None)
-        if not limit or api_key is None:
+        if api_key is None:
             return True
-        now = time.time()
-        window = int(now // WINDOW_S)
-        self._wait_s = WINDOW_S - now % WINDOW_S
-        key = f"throttle:intake:{api_key.prefix}:{window}"
-        cost = view.throttle_cost(request) if hasattr(view, "throttle_cost") else 1
-        if cost == 1 and _spend_reserved(key, window):
-            return True
-        try:
-            return _reserve_and_spend(key, limit) if cost == 1 else _spend_directly(key, limit, cost)
-        except Exception:  # noqa: BLE001 - the cache (Redis) is down: never refuse a conversion for that
-            logger.warning("Rate-limit cache unavailable; intake is not throttled meanwhile")
-            return True
+        self._wait_s = WINDOW_S - time.time() % WINDOW_S
+        return intake_spend(api_key, view.throttle_cost(request) if hasattr(view, "throttle_cost") else 1)
 
     def wait(self):
         return getattr(self, "_wait_s", WINDOW_S)
