@@ -171,9 +171,8 @@ def _api_key(request, *, allow_query_param: bool):
 
 def _json_object(request):
     """The body as JSON when DRF's SafeJSONParser would read it the same way, else None."""
-    if request.content_type != "application/json" or request.content_params.get("charset", "utf-8").lower() not in (
-        "utf-8", "utf8"
-    ):  # fmt: skip
+    charset = request.content_params.get("charset", "utf-8").lower()
+    if request.content_type != "application/json" or charset not in ("utf-8", "utf8"):
         return None
     length = request.META.get("CONTENT_LENGTH") or ""
     if not length.isdigit() or not 0 < int(length) <= MAX_BODY_BYTES:
