@@ -134,7 +134,8 @@ def _matching(pattern: re.Pattern):
 
 
 def _currency(value) -> str | None:
-    return value.upper() if _plain(value, 3) and value.upper() in ISO_4217 else None
+    code = value.upper() if _plain(value, 3) else None
+    return code if code in ISO_4217 else None
 
 
 def _status(value) -> str | None:
