@@ -9,6 +9,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from tracker.db import HOT_PARENT
+
 # Telegram's `start` parameter: at most 64 characters of A-Z a-z 0-9 _ -
 # (https://core.telegram.org/bots/features#deep-linking). utm_ids and click ids both fit it.
 TOKEN_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
@@ -122,9 +124,17 @@ class Click(models.Model):
     # Every index is paid by every click: no single-column index on campaign or link (the composite
     # indexes below start with them) and click_id unique by a constraint, without Django's LIKE index.
     click_id = models.CharField(max_length=64)
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="clicks", db_index=False)
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.PROTECT, related_name="clicks", db_index=False, **HOT_PARENT
+    )
     link = models.ForeignKey(
-        TrafficSource, null=True, blank=True, on_delete=models.PROTECT, related_name="clicks", db_index=False
+        TrafficSource,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="clicks",
+        db_index=False,
+        **HOT_PARENT,
     )
     created_at = models.DateTimeField(db_index=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
@@ -183,8 +193,12 @@ class Lead(models.Model):
     # Only SHA-256 hashes (TikTok's normalisation), never the raw values: for audiences and matching.
     email_sha256 = models.CharField(max_length=64, blank=True)
     phone_sha256 = models.CharField(max_length=64, blank=True)
-    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
-    link = models.ForeignKey(TrafficSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads", **HOT_PARENT
+    )
+    link = models.ForeignKey(
+        TrafficSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads", **HOT_PARENT
+    )
     click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
     attributed_at = models.DateTimeField(null=True, blank=True)
     first_seen_at = models.DateTimeField(auto_now_add=True)
@@ -205,8 +219,8 @@ class BotStart(models.Model):
     """One /start of a lead through a token. A repeat of the same token is the same row."""
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="starts")
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="starts")
-    link = models.ForeignKey(TrafficSource, on_delete=models.PROTECT, related_name="starts")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="starts", **HOT_PARENT)
+    link = models.ForeignKey(TrafficSource, on_delete=models.PROTECT, related_name="starts", **HOT_PARENT)
     click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.PROTECT, related_name="starts")
     token = models.CharField(max_length=64)
     referrer = models.CharField(max_length=100, blank=True)
@@ -237,9 +251,15 @@ class Conversion(models.Model):
     # "key:<Idempotency-Key>". Unique, so two identical requests at the same moment make one row.
     dedup_key = models.CharField(max_length=300)
     source = models.CharField(max_length=10, choices=Source.choices)
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="conversions")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="conversions", **HOT_PARENT)
     link = models.ForeignKey(
-        TrafficSource, null=True, blank=True, on_delete=models.PROTECT, related_name="conversions", db_index=False
+        TrafficSource,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="conversions",
+        db_index=False,
+        **HOT_PARENT,
     )
     click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.PROTECT, related_name="conversions")
     lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversions")

@@ -3,6 +3,8 @@
 from django.db import models
 from django.db.models import Q
 
+from tracker.db import HOT_PARENT
+
 STANDARD_EVENTS = (
     "AddPaymentInfo", "AddToCart", "AddToWishlist", "ClickButton", "CompletePayment", "CompleteRegistration",
     "Contact", "Download", "InitiateCheckout", "PlaceAnOrder", "Search", "SubmitForm", "Subscribe",
@@ -78,7 +80,7 @@ class TikTokEvent(models.Model):
         SKIPPED = "skipped", "Skipped"
 
     # No index of its own: the (pixel, event_id) constraint and the indexes below all start with pixel.
-    pixel = models.ForeignKey(Pixel, on_delete=models.CASCADE, related_name="events", db_index=False)
+    pixel = models.ForeignKey(Pixel, on_delete=models.CASCADE, related_name="events", db_index=False, **HOT_PARENT)
     event_id = models.CharField(max_length=128)
     event = models.CharField(max_length=64)
     event_time = models.DateTimeField()
