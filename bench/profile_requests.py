@@ -3,8 +3,9 @@
     .venv/bin/python bench/profile_requests.py                       # every kind, 2,000 requests each
     .venv/bin/python bench/profile_requests.py --kinds webhook postback --profile webhook --top 40
 
-Each request goes through Django's WSGIHandler directly (full middleware, the product settings of
-bench/clicks.py, its database, Redis and fixture), without gunicorn or the network, one at a time. The
+Each request goes through the product's WSGI application (tracker.wsgi: the click paths through their own
+handler, the rest through all the middleware) directly, with the product settings of bench/clicks.py, its
+database, Redis and fixture, without gunicorn or the network, one at a time. The
 figure is `time.process_time` per request: the CPU this process spent, which is what two cores share
 under load, and is steadier than wall time on a machine whose speed moves from minute to minute. The
 kinds run interleaved in rounds, so a slow minute falls on all of them. PostgreSQL's own CPU is not in
@@ -42,10 +43,9 @@ DB_NAME = "tracker_bench_profile"
 
 
 def wsgi_caller():
-    """call(method, path, body=None, headers={}) -> (status, body) through the product's WSGI application."""
-    from django.core.handlers.wsgi import WSGIHandler
-
-    handler = WSGIHandler()
+    """call(method, path, body=None, headers={}) -> (status, body) through the product's WSGI application
+    (tracker.wsgi: what gunicorn serves)."""
+    from tracker.wsgi import application as handler
 
     def call(method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[str, bytes]:
         path, _, query = path.partition("?")
