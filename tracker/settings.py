@@ -192,8 +192,8 @@ RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
 INTAKE_REQUESTS_PER_MINUTE = env.int("INTAKE_REQUESTS_PER_MINUTE", default=60_000)
 # The everyday webhook and GET postback answered without DRF's machinery (conversions/fast_intake.py).
 INTAKE_FAST_PATH = env.bool("INTAKE_FAST_PATH", default=True)
-# /l/<utm_id> and /click served without the middleware that does nothing for them (landing/click_handler.py).
-CLICK_HANDLER = env.bool("CLICK_HANDLER", default=True)
+# Tracking links and the intake served without the middleware that does nothing for them (tracker/hot_paths.py).
+HOT_PATH_HANDLER = env.bool("HOT_PATH_HANDLER", default=True)
 ADMIN_LOGIN_MAX_FAILURES = env.int("ADMIN_LOGIN_MAX_FAILURES", default=5)
 ADMIN_LOGIN_LOCKOUT_S = env.int("ADMIN_LOGIN_LOCKOUT_S", default=900)
 # Seconds a worker keeps a tracking link in memory (0: read it on every click). Pausing a link

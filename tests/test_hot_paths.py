@@ -1,6 +1,7 @@
-"""The click paths' own handler (landing.click_handler), called as gunicorn calls the product: through
+"""The hot paths' own handler (tracker.hot_paths), called as gunicorn calls the product: through
 tracker.wsgi's kind of application, not Django's test client (which has a handler of its own)."""
 
+import json
 from unittest import mock
 
 import pytest
@@ -9,11 +10,11 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
 
 from conversions.models import Click
-from landing.click_handler import with_click_handler
 from tests.conftest import IPHONE_SAFARI
 from tests.factories import CampaignFactory
 from tiktok_ads.models import TikTokEvent
 from tiktok_ads.pixels import pixel_connect
+from tracker.hot_paths import with_hot_path_handler
 
 pytestmark = pytest.mark.django_db(transaction=True)  # a real handler closes what a test transaction holds
 
@@ -64,11 +65,11 @@ REQUESTS = {
 
 
 @pytest.mark.parametrize("name", REQUESTS)
-def test_the_click_handler_answers_as_the_whole_application_does(links, name):
+def test_the_hot_path_handler_answers_a_click_as_the_whole_application_does(links, name):
     method, path, headers = REQUESTS[name]
     path = path.format(classic=links.pk)
     everything = WSGIHandler()
-    application = with_click_handler(everything)
+    application = with_hot_path_handler(everything)
     assert application is not everything
 
     answers = []
@@ -88,34 +89,89 @@ def test_the_click_handler_answers_as_the_whole_application_does(links, name):
         assert ours[1]["X-Frame-Options"] == "DENY" and ours[1]["X-Content-Type-Options"] == "nosniff"
 
 
+def intake_requests(key: str, click_id: str) -> list[tuple]:
+    """The bot's and a partner's requests, in order: (method, path, body, headers)."""
+    bot = {"HTTP_AUTHORIZATION": f"Api-Key {key}", "CONTENT_TYPE": "application/json"}
+    webhook, batch = "/api/v1/utm/webhook/conversion", "/api/v1/utm/webhook/conversions"
+    purchase = {"utm_id": click_id, "amount": 5000, "currency": "eur", "transaction_id": "T-1"}
+    return [
+        ("POST", "/api/v1/utm/track/click", {"utm_id": click_id, "user_id": 123456789}, bot),
+        ("POST", "/api/v1/utm/track/click", {"utm_id": click_id, "user_id": 123456789}, bot),  # a repeat
+        ("POST", webhook, purchase, bot),
+        ("POST", webhook, purchase, bot),  # a repeat
+        ("POST", webhook, {**purchase, "amount": "lots"}, bot),  # a field in error
+        ("POST", webhook, purchase, {**bot, "HTTP_AUTHORIZATION": "Api-Key nope"}),
+        ("GET", webhook, None, bot),
+        ("POST", batch, {"conversions": [{**purchase, "transaction_id": "T-2"}]}, bot),
+        ("GET", f"/postback?key={key}&click_id={click_id}&payout=1.25&goal=lead&txid=P-1", None, {}),
+        ("GET", f"/postback?key={key}&click_id=no_such_click&payout=1.25", None, {}),
+        ("GET", f"/postback?key={key}&click_id={click_id}&payout=x", None, {}),
+    ]
+
+
+def test_the_hot_path_handler_answers_the_intake_as_the_whole_application_does(links, intake_key, visit):
+    from conversions.models import BotStart, Conversion, Lead
+
+    visit("/l/tiktok_abc123")
+    click_id = Click.objects.get().click_id
+    everything = WSGIHandler()
+    seen = {}
+    for name, application in (("everything", everything), ("hot", with_hot_path_handler(everything))):
+        answers = []
+        for method, path, body, headers in intake_requests(intake_key, click_id):
+            extra = {"data": json.dumps(body)} if body is not None else {}
+            status, response_headers, content = answer(application, method, path, **headers, **extra)
+            parsed = json.loads(content)
+            if isinstance(parsed, dict) and "conversion_id" in parsed:
+                parsed["conversion_id"] = "…"
+            for item in parsed.get("conversions", []) if isinstance(parsed, dict) else []:
+                item["conversion_id"] = "…"
+            answers.append((status, {key: value for key, value in response_headers.items() if key != "X-Request-ID"},
+                            parsed))  # fmt: skip
+        seen[name] = answers, (BotStart.objects.count(), Conversion.objects.count(), TikTokEvent.objects.count())
+        Conversion.objects.all().delete()  # the next application meets the same database
+        Lead.objects.all().delete()
+        TikTokEvent.objects.exclude(event="ViewContent").delete()
+
+    for ours, full in zip(seen["hot"][0], seen["everything"][0], strict=True):
+        assert ours == full
+    assert seen["hot"][1] == seen["everything"][1]
+    statuses = [status.split()[0] for status, _, _ in seen["hot"][0]]
+    assert statuses == ["201", "200", "201", "200", "400", "401", "405", "200", "201", "404", "400"]
+    assert seen["hot"][1] == (1, 3, 4)  # one start, three conversions; their events and the click's ViewContent
+
+
 def test_a_post_gets_the_views_own_405_not_csrfs_403(links):
     """The one answer that differs: the whole application refuses a POST in its CSRF middleware before the
     view sees it; without that middleware the view says what it accepts."""
     everything = WSGIHandler()
 
     full = answer(everything, "POST", "/l/tiktok_abc123")
-    ours = answer(with_click_handler(everything), "POST", "/l/tiktok_abc123")
+    ours = answer(with_hot_path_handler(everything), "POST", "/l/tiktok_abc123")
 
     assert full[0] == "403 Forbidden"
     assert ours[0] == "405 Method Not Allowed" and ours[1]["Allow"] == "GET, HEAD" and ours[2] == b""
     assert Click.objects.count() == 0
 
 
-def test_only_the_click_paths_skip_the_middleware_they_do_not_need(links):
+def test_only_the_hot_paths_skip_the_middleware_they_do_not_need(links, intake_key):
     with mock.patch.object(SessionMiddleware, "process_request", autospec=True,
                            side_effect=lambda self, request: None) as sessions:  # fmt: skip
-        application = with_click_handler(WSGIHandler())
+        application = with_hot_path_handler(WSGIHandler())
 
         answer(application, "GET", "/l/tt_direct")
         answer(application, "GET", f"/click?campaign_id={links.pk}")
+        answer(application, "GET", f"/postback?key={intake_key}&click_id=nope")
+        answer(application, "POST", "/api/v1/utm/webhook/conversion", HTTP_AUTHORIZATION=f"Api-Key {intake_key}")
         assert sessions.call_count == 0
         answer(application, "GET", "/admin/login/")
-        assert sessions.call_count == 1
+        answer(application, "GET", "/api/v1/campaigns/")
+        assert sessions.call_count == 2
 
 
 def test_an_error_in_a_click_view_is_answered_as_django_answers_it(links, caplog):
     everything = WSGIHandler()
-    application = with_click_handler(everything)
+    application = with_hot_path_handler(everything)
 
     with mock.patch("landing.views.click_record", side_effect=RuntimeError("the database is on fire")):
         full = answer(everything, "GET", "/l/tt_direct")
@@ -127,8 +183,8 @@ def test_an_error_in_a_click_view_is_answered_as_django_answers_it(links, caplog
     assert len(logged) == 2 and all("the database is on fire" in str(record.exc_info[1]) for record in logged)
 
 
-def test_click_handler_off_is_the_whole_application(settings):
-    settings.CLICK_HANDLER = False
+def test_hot_path_handler_off_is_the_whole_application(settings):
+    settings.HOT_PATH_HANDLER = False
     everything = WSGIHandler()
 
-    assert with_click_handler(everything) is everything
+    assert with_hot_path_handler(everything) is everything
