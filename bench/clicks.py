@@ -17,7 +17,8 @@ clicks for the conversions to point at. Intake runs: the webhook, the postback, 
 100 conversions a request (about 10 % repeats in each).
 
 Load: wrk, 2 threads, 10 s a run, a mobile User-Agent and a different X-Forwarded-For on every request
-(bench/wrk/*.lua). After each click run the clicks stored for that run are counted and every click id
+(bench/wrk/*.lua). The bare 302 opens and closes each group of click runs, and ratios are to the mean of
+the two. After each click run the clicks stored for that run are counted and every click id
 wrk got back is looked up; after each intake run every transaction id answered 2xx (for a batch, each of
 its conversions') is looked up and the
 conversions are counted against the distinct transaction ids sent. Then the rollup's freshness, then
@@ -97,6 +98,7 @@ GUNICORN_CONFIGS = {
 # Targets of issue #6.
 TARGET_RATIO = 0.5
 BASELINE_MIN_BUSY_PERCENT = 170  # of 200: the bare run must load both cores for its ratio to count
+BASELINE_MAX_DRIFT = 0.2  # the closing bare run within 20 % of the opening one, or the group's ratios get no verdict
 TARGET_P99_MS_AT_16 = 25.0
 TARGET_INTAKE_PER_S = 1_000
 INTAKE_BATCH = 100  # conversions in each POST /api/v1/utm/webhook/conversions of the batch run
@@ -597,9 +599,9 @@ def commit_costs(repeats: int) -> dict:
 
 
 def full_plan(cases: dict) -> list[tuple]:
-    """(kind, case, connections) in order. Hot and spread run back to back; bare opens each group."""
-    plan = [("click", cases[name], 16) for name in ("bare", "hot", "spread", "nopixel", "direct", "classic")]
-    plan += [("click", cases[name], 64) for name in ("bare", "hot", "direct", "classic")]
+    """(kind, case, connections) in order. Hot and spread run back to back; bare opens and closes each group."""
+    plan = [("click", cases[name], 16) for name in ("bare", "hot", "spread", "nopixel", "direct", "classic", "bare")]
+    plan += [("click", cases[name], 64) for name in ("bare", "hot", "direct", "classic", "bare")]
     # 4 batches of 100 at once keep 400 conversions in flight: 16 would queue each batch for seconds.
     plan += [("intake", "webhook", 16), ("intake", "postback", 16), ("intake", "batch", 4)]
     return plan
@@ -607,7 +609,7 @@ def full_plan(cases: dict) -> list[tuple]:
 
 def short_plan(cases: dict) -> list[tuple]:
     """The second gunicorn configuration: the click path only."""
-    return [("click", cases[name], conns) for conns in (16, 64) for name in ("bare", "hot", "direct")]
+    return [("click", cases[name], conns) for conns in (16, 64) for name in ("bare", "hot", "direct", "bare")]
 
 
 def run_config(config: str, *, plan: list, fixture: Fixture, stack: dict, env: dict, logdir: Path,
@@ -646,13 +648,16 @@ def run_config(config: str, *, plan: list, fixture: Fixture, stack: dict, env: d
 # --- report --------------------------------------------------------------------------------------
 
 
-def _bare(result: dict, clicks: list[dict]) -> dict | None:
-    return next((r for r in clicks if r["case"] == "bare" and r["connections"] == result["connections"]), None)
+def _bares(result: dict, clicks: list[dict]) -> list[dict]:
+    """The bare runs that open and close the result's group (same connections)."""
+    return [r for r in clicks if r["case"] == "bare" and r["connections"] == result["connections"]]
 
 
 def _ratio(result: dict, clicks: list[dict]) -> float | None:
-    bare = _bare(result, clicks)
-    return round(result["requests_per_s"] / bare["requests_per_s"], 2) if bare and bare["requests_per_s"] else None
+    """To the mean of the bare runs before and after the group: a phase of the machine that changes during the
+    group's minute falls on the baseline as on the cases."""
+    rates = [bare["requests_per_s"] for bare in _bares(result, clicks)]
+    return round(result["requests_per_s"] / (sum(rates) / len(rates)), 2) if rates and all(rates) else None
 
 
 def baseline_saturated(bare: dict | None) -> bool:
@@ -660,6 +665,14 @@ def baseline_saturated(bare: dict | None) -> bool:
     machine idled (it happened: 122 % of 200 %, the bare 302 at half its speed) makes every ratio look good."""
     busy = (bare or {}).get("cpu_percent", {}).get(BUSY)
     return busy is None or busy >= BASELINE_MIN_BUSY_PERCENT
+
+
+def baseline_steady(bares: list[dict]) -> bool:
+    """Every bare run of the group loaded the machine, and the last within BASELINE_MAX_DRIFT of the first:
+    otherwise the machine's speed moved during the group and its ratios get no verdict."""
+    rates = [bare["requests_per_s"] for bare in bares]
+    return (all(baseline_saturated(bare) for bare in bares) and bool(rates)
+            and max(rates) <= min(rates) * (1 + BASELINE_MAX_DRIFT))  # fmt: skip
 
 
 def _verdict(ok: bool | None) -> str:
@@ -674,9 +687,9 @@ def click_table(outcome: dict) -> str:
     for result in outcome["clicks"]:
         ratio = _ratio(result, outcome["clicks"])
         stored = "stored_clicks" in result
-        checks = []
+        checks = [baseline_steady(_bares(result, outcome["clicks"]))] if result["case"] == "bare" else []
         if result["case"] != "bare":
-            if baseline_saturated(_bare(result, outcome["clicks"])):
+            if baseline_steady(_bares(result, outcome["clicks"])):
                 checks.append(ratio is not None and ratio >= TARGET_RATIO)
             else:
                 checks.append(None)  # the baseline did not load the machine: no verdict on the ratio
@@ -696,7 +709,9 @@ def click_table(outcome: dict) -> str:
 
 def _row_verdict(result: dict, checks: list) -> str:
     if result["case"] == "bare":
-        return "baseline" if baseline_saturated(result) else "baseline, **machine not saturated: re-run**"
+        if not baseline_saturated(result):
+            return "baseline, **machine not saturated: re-run**"
+        return "baseline" if checks[0] else "baseline, **the machine's speed moved during the group: re-run**"
     if False in checks:
         return _verdict(False)
     return "ratio not judged (baseline)" if None in checks else _verdict(True)
@@ -795,7 +810,13 @@ def markdown(results: dict) -> str:
         first = outcome is results["configs"][0]
         out += ["", f"### gunicorn {outcome['label']}" + (" (all benchmarks)" if first else " (click path only)"), ""]
         out += [f"`gunicorn tracker.wsgi -b 127.0.0.1:PORT {' '.join(GUNICORN_CONFIGS[outcome['config']][1])}`", ""]
-        out += ["Click path:", "", click_table(outcome)]
+        out += [
+            "Click path (each ratio is to the mean of the bare 302 runs that open and close its group of the same "
+            "connections; it gets no verdict when one of them did not load both cores or the two differ by more "
+            f"than {BASELINE_MAX_DRIFT:.0%}):",
+            "",
+            click_table(outcome),
+        ]
         if first:
             out += ["", "One hot link vs. load spread over 1,000 links:", "", hot_vs_spread(outcome)]
         if outcome["intake"]:
@@ -863,7 +884,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--gunicorn", nargs="+", default=["gthread2x4", "sync5"], choices=list(GUNICORN_CONFIGS),
                         help="configurations: the first runs everything, the others the click path only")  # fmt: skip
     parser.add_argument("--probe-repeats", type=int, default=200, help="requests per in-process probe (0: skip)")
-    parser.add_argument("--cap", type=int, default=360, help="hard cap for the whole benchmark, seconds")
+    parser.add_argument("--cap", type=int, default=420, help="hard cap for the whole benchmark, seconds")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--no-readme", action="store_true", help="do not write the figures into bench/README.md")
     parser.add_argument("--keep-logs", action="store_true", help="keep the process logs and wrk reports")
