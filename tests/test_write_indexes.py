@@ -42,3 +42,14 @@ def test_the_unique_keys_intake_relies_on_are_there():
     unique = {columns for columns, definition in [*conversion.values(), *event.values()] if "UNIQUE" in definition}
 
     assert {("dedup_key",), ("public_id",), ("pixel_id", "event_id")} <= unique
+
+
+def test_an_event_enters_the_sent_and_claimed_indexes_only_when_it_is_sent_or_being_sent():
+    event = index_columns("tiktok_ads_tiktokevent")
+
+    assert event["tiktokevent_sent_idx"][0] == ("pixel_id", "sent_at")
+    assert event["tiktokevent_sent_idx"][1].endswith("WHERE (sent_at IS NOT NULL)")
+    assert event["tiktokevent_claimed_idx"][0] == ("claimed_at",)
+    assert event["tiktokevent_claimed_idx"][1].endswith("WHERE ((status)::text = 'sending'::text)")
+    assert "USING brin (created_at)" in event["tiktokevent_created_brin"][1]
+    assert [name for name, (columns, _) in event.items() if "created_at" in columns] == ["tiktokevent_created_brin"]

@@ -3,7 +3,7 @@ them), otherwise in this process and the database (the embedded single-worker de
 
 import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
@@ -39,11 +39,14 @@ class DatabaseDailyQuota:
     """Daily quota counted from the outbox itself: events sent or being sent today."""
 
     def reserve(self, pixel_code: str, n: int, limit: int, today: date) -> int:
+        start = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
+        end = start + timedelta(days=1)  # ranges, so the sent and claimed indexes serve the count
         used = (
             TikTokEvent.objects.filter(pixel__pixel_code=pixel_code)
-            .filter(Q(sent_at__date=today) | Q(status=TikTokEvent.Status.SENDING, claimed_at__date=today))
+            .filter(Q(sent_at__gte=start, sent_at__lt=end)
+                    | Q(status=TikTokEvent.Status.SENDING, claimed_at__gte=start, claimed_at__lt=end))
             .count()
-        )
+        )  # fmt: skip
         # The rows being reserved are already SENDING and counted in `used`.
         return max(0, min(n, limit - used + n))
 

@@ -96,7 +96,9 @@ class TikTokEvent(models.Model):
     last_message = models.CharField(max_length=500, blank=True)
     request_id = models.CharField(max_length=128, blank=True)
     test_event_code = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # On PostgreSQL a BRIN index (migration 0005): rows arrive in created_at order, and a B-tree entry would
+    # be written again by each of the row's two updates (claimed, sent).
+    created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -110,8 +112,10 @@ class TikTokEvent(models.Model):
                 name="tiktokevent_due_idx",
                 condition=Q(status__in=["queued", "retrying"]),
             ),
-            models.Index(fields=["pixel", "sent_at"], name="tiktokevent_sent_idx"),
-            models.Index(fields=["status", "claimed_at"], name="tiktokevent_claimed_idx"),
+            # Each holds only the rows it is asked about, so an event's insert and claim write no entry in
+            # the first, and its insert and send none in the second.
+            models.Index(fields=["pixel", "sent_at"], name="tiktokevent_sent_idx", condition=Q(sent_at__isnull=False)),
+            models.Index(fields=["claimed_at"], name="tiktokevent_claimed_idx", condition=Q(status="sending")),
         ]
 
     def __str__(self):

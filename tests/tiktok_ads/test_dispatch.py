@@ -7,9 +7,12 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
+from tests.tiktok_ads.conftest import PIXEL_CODE
 from tiktok_ads.dispatch import flush_pixel, requeue_stale_claims
+from tiktok_ads.limits import DatabaseDailyQuota
 from tiktok_ads.models import DeliveryAttempt, Pixel, TikTokEvent
 from tiktok_ads.outbox import event_queue
+from tiktok_ads.selectors import utc_day
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_limits")]
 
@@ -163,6 +166,17 @@ def test_daily_quota_defers_the_excess_to_the_next_day(fake_tiktok, pixel):
     tomorrow = (timezone.now() + timedelta(days=1)).date()
     assert {event.next_attempt_at.date() for event in waiting} == {tomorrow}
     assert waiting.first().last_message == "daily quota reached: waits for the next UTC day"
+
+
+def test_the_database_quota_counts_the_utc_day_whatever_the_time_zone(pixel, settings):
+    settings.TIME_ZONE = "Pacific/Kiritimati"  # UTC+14: its dates run ahead of UTC's
+    queue_events(pixel, 3)
+    start, _ = utc_day()
+    for event, minutes in zip(TikTokEvent.objects.order_by("id"), (1, 2, -1), strict=True):
+        TikTokEvent.objects.filter(pk=event.pk).update(status="sent", sent_at=start + timedelta(minutes=minutes))
+
+    # Two sent today against a limit of 1: of 5 rows being reserved, 4 may go (counting the wrong day gave 5).
+    assert DatabaseDailyQuota().reserve(PIXEL_CODE, 5, 1, start.date()) == 4
 
 
 def test_test_mode_sends_the_test_event_code(fake_tiktok, pixel):
