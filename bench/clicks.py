@@ -7,8 +7,8 @@ It sets up, and always tears down: the PostgreSQL database `tracker_bench_clicks
 (dropped, created, migrated), a private redis-server, the fake TikTok, one Celery worker
 (--concurrency=2) and one celery beat with the product's schedule (rollup every 5 s), and gunicorn
 with DEBUG=0 and BENCH_ENDPOINTS=1 (which mounts /bench/redirect, a bare 302 without tracking):
-`-w 2 -k gthread --threads 4` for every benchmark, then `-w 5` sync (gunicorn.conf.py's default on 2
-cores) for the click path.
+`-w 5` sync (gunicorn.conf.py's default on 2 cores) for every benchmark, then `-w 2 -k gthread --threads 4`
+for the click path and the single-conversion endpoints.
 
 Data: a campaign with an offer URL and a connected pixel (a landing view also writes its ViewContent
 outbox row), one hot page-mode link, one direct-mode link, 1,000 links for the spread test, a page-mode
@@ -608,8 +608,9 @@ def full_plan(cases: dict) -> list[tuple]:
 
 
 def short_plan(cases: dict) -> list[tuple]:
-    """The second gunicorn configuration: the click path only."""
-    return [("click", cases[name], conns) for conns in (16, 64) for name in ("bare", "hot", "direct", "bare")]
+    """The other gunicorn configurations: the click path and the single-conversion endpoints."""
+    plan = [("click", cases[name], conns) for conns in (16, 64) for name in ("bare", "hot", "direct", "bare")]
+    return plan + [("intake", "webhook", 16), ("intake", "postback", 16)]
 
 
 def run_config(config: str, *, plan: list, fixture: Fixture, stack: dict, env: dict, logdir: Path,
@@ -808,7 +809,7 @@ def markdown(results: dict) -> str:
     ]
     for outcome in results["configs"]:
         first = outcome is results["configs"][0]
-        out += ["", f"### gunicorn {outcome['label']}" + (" (all benchmarks)" if first else " (click path only)"), ""]
+        out += ["", f"### gunicorn {outcome['label']}" + (" (all benchmarks)" if first else " (click path, single conversions)"), ""]
         out += [f"`gunicorn tracker.wsgi -b 127.0.0.1:PORT {' '.join(GUNICORN_CONFIGS[outcome['config']][1])}`", ""]
         out += [
             "Click path (each ratio is to the mean of the bare 302 runs that open and close its group of the same "
@@ -881,8 +882,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of each wrk run (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load after gunicorn starts")
-    parser.add_argument("--gunicorn", nargs="+", default=["gthread2x4", "sync5"], choices=list(GUNICORN_CONFIGS),
-                        help="configurations: the first runs everything, the others the click path only")  # fmt: skip
+    parser.add_argument("--gunicorn", nargs="+", default=["sync5", "gthread2x4"], choices=list(GUNICORN_CONFIGS),
+                        help="configurations: the first runs everything, the others the click path and the "
+                             "single conversions")  # fmt: skip
     parser.add_argument("--probe-repeats", type=int, default=200, help="requests per in-process probe (0: skip)")
     parser.add_argument("--cap", type=int, default=420, help="hard cap for the whole benchmark, seconds")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
