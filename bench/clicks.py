@@ -809,7 +809,8 @@ def markdown(results: dict) -> str:
     ]
     for outcome in results["configs"]:
         first = outcome is results["configs"][0]
-        out += ["", f"### gunicorn {outcome['label']}" + (" (all benchmarks)" if first else " (click path, single conversions)"), ""]
+        scope = " (all benchmarks)" if first else " (click path, single conversions)"
+        out += ["", f"### gunicorn {outcome['label']}{scope}", ""]
         out += [f"`gunicorn tracker.wsgi -b 127.0.0.1:PORT {' '.join(GUNICORN_CONFIGS[outcome['config']][1])}`", ""]
         out += [
             "Click path (each ratio is to the mean of the bare 302 runs that open and close its group of the same "
