@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.messages import get_messages
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tiktok_ads import admin as tiktok_admin
@@ -240,6 +241,24 @@ def test_the_add_page_and_the_filters_open(admin_client, one_of_each):
     assert list(by_code.context["cl"].result_list) == [one_of_each["tiktokevent"]]
     assert list(admin_client.get(EVENTS, {"last_code": "none"}).context["cl"].result_list) == []
     assert admin_client.get(ATTEMPTS, {"code": "40002", "http_status": "200", "ok": "0"}).status_code == 200
+
+
+def test_the_event_list_asks_no_date_range_of_the_whole_outbox_and_filters_by_date(admin_client, one_of_each):
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(EVENTS)
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    past_week = {"created_at__gte": str(today - timedelta(days=7)), "created_at__lt": str(today + timedelta(days=1))}
+    before = {"created_at__gte": str(today - timedelta(days=30)), "created_at__lt": str(today - timedelta(days=7))}
+
+    assert page.status_code == 200
+    whole_outbox = [
+        query["sql"]
+        for query in queries
+        if 'MAX("tiktok_ads_tiktokevent"."created_at")' in query["sql"] and "WHERE" not in query["sql"]
+    ]
+    assert whole_outbox == []
+    assert list(admin_client.get(EVENTS, past_week).context["cl"].result_list) == [one_of_each["tiktokevent"]]
+    assert list(admin_client.get(EVENTS, before).context["cl"].result_list) == []
 
 
 def test_the_event_page_shows_the_payload_and_tiktoks_answer(admin_client, one_of_each):
