@@ -143,6 +143,7 @@ def probe_costs(pixel) -> dict:
     from django.conf import settings
     from django.db import transaction
 
+    from tiktok_ads.client import track_body
     from tiktok_ads.dispatch import _mark_sent, claim_batch
     from tiktok_ads.fake_server import validate_track_body
 
@@ -157,9 +158,8 @@ def probe_costs(pixel) -> dict:
             _mark_sent(rows, answer)
             mark_ms.append((time.monotonic() - started) * 1000)
             transaction.set_rollback(True)
-    body = {"event_source": "web", "event_source_id": pixel.pixel_code, "data": [row.payload for row in rows]}
     started = time.monotonic()
-    raw = json.dumps(body)
+    raw = track_body(pixel.pixel_code, [row.payload_json for row in rows])
     encode_ms = (time.monotonic() - started) * 1000
     started = time.monotonic()
     validate_track_body(json.loads(raw), now=time.time())

@@ -116,20 +116,25 @@ class TikTokClient:
         test_event_code: str | None = None,
         partner_name: str | None = None,
     ) -> TikTokResponse:
-        if not pixel_code:
-            raise ValueError("pixel_code is required")
-        if not events or len(events) > MAX_EVENTS_PER_REQUEST:
-            raise ValueError(f"events must hold 1..{MAX_EVENTS_PER_REQUEST} items, got {len(events)}")
-        body: dict[str, Any] = {
-            "event_source": "web",
-            "event_source_id": pixel_code,
-            "data": events,
-        }
-        if test_event_code:
-            body["test_event_code"] = test_event_code
-        if partner_name:
-            body["partner_name"] = partner_name
-        return self._post(EVENT_TRACK_PATH, body)
+        return self.track_event_texts(
+            pixel_code=pixel_code,
+            event_texts=[json.dumps(event) for event in events],
+            test_event_code=test_event_code,
+            partner_name=partner_name,
+        )
+
+    def track_event_texts(
+        self,
+        *,
+        pixel_code: str,
+        event_texts: list[str],
+        test_event_code: str | None = None,
+        partner_name: str | None = None,
+    ) -> TikTokResponse:
+        """track_events for items already written as JSON (the outbox stores them so): they go into the body
+        as they are, without being decoded and encoded again."""
+        body = track_body(pixel_code, event_texts, test_event_code=test_event_code, partner_name=partner_name)
+        return self.send(PreparedPost(EVENT_TRACK_PATH, body))
 
     # --- Partner audiences --------------------------------------------------------
 
@@ -223,6 +228,22 @@ class TikTokClient:
 class PreparedPost:
     path: str
     data: str  # the JSON body
+
+
+def track_body(
+    pixel_code: str, event_texts: list[str], *, test_event_code: str | None = None, partner_name: str | None = None
+) -> str:
+    """The Events API v1.3 `event/track/` body (TIKTOK.md "Events API") around items written as JSON."""
+    if not pixel_code:
+        raise ValueError("pixel_code is required")
+    if not event_texts or len(event_texts) > MAX_EVENTS_PER_REQUEST:
+        raise ValueError(f"events must hold 1..{MAX_EVENTS_PER_REQUEST} items, got {len(event_texts)}")
+    fields: dict[str, Any] = {"event_source": "web", "event_source_id": pixel_code}
+    if test_event_code:
+        fields["test_event_code"] = test_event_code
+    if partner_name:
+        fields["partner_name"] = partner_name
+    return json.dumps(fields)[:-1] + ', "data": [' + ", ".join(event_texts) + "]}"
 
 
 def build_batch_data(audience_id: str, id_schema: list[str], rows: list[list[str | None]]) -> list[list[dict]]:

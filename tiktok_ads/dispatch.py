@@ -11,6 +11,7 @@ Guarantees:
   kept, and what exceeds it waits for the next UTC day instead of being dropped.
 """
 
+import json
 import logging
 import random
 import time
@@ -76,24 +77,39 @@ CLAIM_SQL = """
 """
 
 
-def claim_batch(pixel: Pixel, size: int) -> list[TikTokEvent]:
+@dataclass(eq=False)
+class ClaimedEvent:
+    """A row the sender holds: what it sends and records, the payload as the JSON text that is stored."""
+
+    pk: int
+    event_id: str
+    event_time: datetime
+    payload_json: str
+    test_event_code: str
+    attempts: int
+
+
+def claim_batch(pixel: Pixel, size: int) -> list[ClaimedEvent]:
     """Lock up to `size` due rows that no other worker holds, and mark them SENDING.
 
     On PostgreSQL it is one statement that walks the due-rows index in order and returns only the
-    columns the sender needs. Elsewhere (SQLite, one writer at a time) a SELECT and an UPDATE.
+    columns the sender needs, the payload as text (no model instance, no JSON decoded to be encoded
+    again). Elsewhere (SQLite, one writer at a time) a SELECT and an UPDATE.
     """
     if connection.vendor == "postgresql":
-        with transaction.atomic():
-            rows = list(TikTokEvent.objects.raw(CLAIM_SQL, {"now": _now(), "pixel_id": pixel.pk, "size": size}))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(CLAIM_SQL, {"now": _now(), "pixel_id": pixel.pk, "size": size})
+            rows = [ClaimedEvent(*row) for row in cursor.fetchall()]  # Django reads jsonb as text
         return sorted(rows, key=lambda row: row.pk)
     with transaction.atomic():
         rows = list(due_events(pixel).order_by("next_attempt_at", "id").select_for_update(skip_locked=True)[:size])
         if rows:
             TikTokEvent.objects.filter(pk__in=[row.pk for row in rows]).update(status=Status.SENDING, claimed_at=_now())
-    return rows
+    return [ClaimedEvent(row.pk, row.event_id, row.event_time, json.dumps(row.payload), row.test_event_code,
+                         row.attempts) for row in rows]  # fmt: skip
 
 
-def _release(rows: list[TikTokEvent], *, next_attempt_at: datetime, message: str) -> None:
+def _release(rows: list[ClaimedEvent], *, next_attempt_at: datetime, message: str) -> None:
     """Give claimed rows back to the queue without counting an attempt."""
     TikTokEvent.objects.filter(pk__in=[row.pk for row in rows], status=Status.SENDING).update(
         status=Status.QUEUED, next_attempt_at=next_attempt_at, claimed_at=None, last_message=message[:500]
@@ -115,16 +131,27 @@ def _record_attempt(pixel, rows, started, *, response=None, error: TikTokError |
     )
 
 
+# The ids as one array parameter: through the ORM, `pk__in` wrote 1,000 placeholders into each batch's
+# UPDATE, and building and converting that statement was about 40 % of the sender's CPU.
+MARK_SENT_SQL = """
+    UPDATE tiktok_ads_tiktokevent SET status = 'sent', sent_at = %s, attempts = 1, last_code = %s, last_message = %s,
+        request_id = %s, claimed_at = NULL
+    WHERE id = ANY(%s) AND status = 'sending'
+"""
+
+
 def _mark_sent(rows, response) -> None:
-    TikTokEvent.objects.filter(pk__in=[row.pk for row in rows], status=Status.SENDING).update(
-        status=Status.SENT,
-        sent_at=_now(),
-        attempts=1,
-        last_code=response.code,
-        last_message=(response.message or "OK")[:500],
-        request_id=response.request_id or "",
-        claimed_at=None,
-    )
+    values = [_now(), response.code, (response.message or "OK")[:500], response.request_id or ""]
+    ids = [row.pk for row in rows]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(MARK_SENT_SQL, [*values, ids])
+        return
+    sent_at, code, message, request_id = values
+    TikTokEvent.objects.filter(pk__in=ids, status=Status.SENDING).update(
+        status=Status.SENT, sent_at=sent_at, attempts=1, last_code=code, last_message=message,
+        request_id=request_id, claimed_at=None,
+    )  # fmt: skip
 
 
 def _mark_failed(rows, *, code, message) -> None:
@@ -162,7 +189,7 @@ class PixelSender:
         self.limiter = limiter or request_limiter()
         self.report = FlushReport()
 
-    def send(self, rows: list[TikTokEvent]) -> bool:
+    def send(self, rows: list[ClaimedEvent]) -> bool:
         """Send rows sharing one test_event_code. Returns False when the pixel must stop for now."""
         if not self.limiter.acquire(timeout=LIMITER_WAIT_S):
             _release(rows, next_attempt_at=_now(), message="waiting for the request rate limit")
@@ -170,9 +197,9 @@ class PixelSender:
         started = time.monotonic()
         self.report.requests += 1
         try:
-            response = self.client.track_events(
+            response = self.client.track_event_texts(
                 pixel_code=self.pixel.pixel_code,
-                events=[row.payload for row in rows],
+                event_texts=[row.payload_json for row in rows],
                 test_event_code=rows[0].test_event_code or None,
                 partner_name=settings.TIKTOK_PARTNER_NAME or None,
             )
@@ -252,8 +279,8 @@ def flush_pixel(*, pixel_id: int, time_budget_s: float = 45.0, client=None, limi
     return sender.report
 
 
-def _by_test_code(rows: list[TikTokEvent]) -> list[list[TikTokEvent]]:
-    groups: dict[str, list[TikTokEvent]] = {}
+def _by_test_code(rows: list[ClaimedEvent]) -> list[list[ClaimedEvent]]:
+    groups: dict[str, list[ClaimedEvent]] = {}
     for row in rows:
         groups.setdefault(row.test_event_code, []).append(row)
     return list(groups.values())

@@ -52,6 +52,21 @@ def test_queued_events_are_sent_in_batches_of_1000(fake_tiktok, pixel):
     assert DeliveryAttempt.objects.filter(ok=True).count() == 2
 
 
+def test_the_stored_payload_is_what_tiktok_receives(fake_tiktok, pixel):
+    payload = {"event": "CompletePayment", "event_time": int(timezone.now().timestamp()), "event_id": "evt_ü",
+               "user": {"external_id": "a" * 64, "user_agent": "Mozilla/5.0 \"quoted\" ☃"},
+               "properties": {"value": 12.5, "currency": "EUR", "contents": [{"content_id": "gold", "quantity": 2}]}}  # fmt: skip
+    event_queue(pixel=pixel, event_id="evt_ü", event="CompletePayment", event_time=timezone.now(), payload=payload,
+                source="api")  # fmt: skip
+    queue_events(pixel, 2)
+
+    assert flush_pixel(pixel_id=pixel.pk).sent == 3
+
+    (request,) = fake_tiktok.requests
+    assert request["body"]["data"][0] == payload
+    assert [item["event_id"] for item in request["body"]["data"]] == ["evt_ü", "evt_0", "evt_1"]
+
+
 def retry_later(settings):
     """A retry's wait longer than any flush: only make_due() brings the events back (with the fixture's 10 ms, a
     slow machine's flush found them due again and sent them within the same call)."""
