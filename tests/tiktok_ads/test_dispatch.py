@@ -53,9 +53,10 @@ def test_queued_events_are_sent_in_batches_of_1000(fake_tiktok, pixel):
 
 
 def test_the_stored_payload_is_what_tiktok_receives(fake_tiktok, pixel):
+    contents = [{"content_id": "gold", "quantity": 2}]
     payload = {"event": "CompletePayment", "event_time": int(timezone.now().timestamp()), "event_id": "evt_ü",
                "user": {"external_id": "a" * 64, "user_agent": "Mozilla/5.0 \"quoted\" ☃"},
-               "properties": {"value": 12.5, "currency": "EUR", "contents": [{"content_id": "gold", "quantity": 2}]}}  # fmt: skip
+               "properties": {"value": 12.5, "currency": "EUR", "contents": contents}}  # fmt: skip
     event_queue(pixel=pixel, event_id="evt_ü", event="CompletePayment", event_time=timezone.now(), payload=payload,
                 source="api")  # fmt: skip
     queue_events(pixel, 2)
