@@ -26,7 +26,7 @@ from django.utils import timezone
 from tiktok_ads.client import TikTokClient, TikTokError
 from tiktok_ads.crypto import decrypt_token
 from tiktok_ads.funnel import too_old
-from tiktok_ads.limits import daily_quota, request_limiter
+from tiktok_ads.limits import daily_quota, request_limiter, utc_day
 from tiktok_ads.models import DeliveryAttempt, Pixel, TikTokEvent
 
 logger = logging.getLogger(__name__)
@@ -233,10 +233,6 @@ class PixelSender:
         return True
 
 
-def _start_of_next_utc_day(now: datetime) -> datetime:
-    return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-
-
 def flush_pixel(*, pixel_id: int, time_budget_s: float = 45.0, client=None, limiter=None, quota=None) -> FlushReport:
     """Send a pixel's due events in batches of up to TIKTOK_BATCH_SIZE until none are due or time is up."""
     pixel = Pixel.objects.filter(pk=pixel_id).first()
@@ -258,7 +254,7 @@ def flush_pixel(*, pixel_id: int, time_budget_s: float = 45.0, client=None, limi
         today = _now().astimezone(UTC).date()
         granted = quota.reserve(pixel.pixel_code, len(rows), pixel.daily_quota, today)
         if granted < len(rows):
-            _release(rows[granted:], next_attempt_at=_start_of_next_utc_day(_now()),
+            _release(rows[granted:], next_attempt_at=utc_day(_now())[1],
                      message="daily quota reached: waits for the next UTC day")  # fmt: skip
             sender.report.deferred += len(rows) - granted
             rows = rows[:granted]

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
+from django.utils import timezone
 
 from tiktok_ads.models import TikTokEvent
 
@@ -35,12 +36,18 @@ class LocalRateLimiter:
             time.sleep(max(wait_s, 0.001))
 
 
+def utc_day(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """Start and end of the current UTC day: the day the daily quota counts (dispatch uses UTC dates)."""
+    start = datetime.combine((now or timezone.now()).astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
 class DatabaseDailyQuota:
     """Daily quota counted from the outbox itself: events sent or being sent today."""
 
     def reserve(self, pixel_code: str, n: int, limit: int, today: date) -> int:
-        start = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
-        end = start + timedelta(days=1)  # ranges, so the sent and claimed indexes serve the count
+        # ranges, so the sent and claimed indexes serve the count
+        start, end = utc_day(datetime.combine(today, datetime.min.time(), tzinfo=UTC))
         used = (
             TikTokEvent.objects.filter(pixel__pixel_code=pixel_code)
             .filter(Q(sent_at__gte=start, sent_at__lt=end)

@@ -13,19 +13,13 @@ from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquer
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tiktok_ads.limits import daily_quota
+from tiktok_ads.limits import daily_quota, utc_day
 from tiktok_ads.models import DeliveryAttempt, Pixel, TikTokEvent
 
 logger = logging.getLogger(__name__)
 Status = TikTokEvent.Status
 PENDING = (Status.QUEUED, Status.RETRYING)  # as in dispatch: rows a sender will still pick up
 RECENT_ATTEMPTS = 20
-
-
-def utc_day(now: datetime | None = None) -> tuple[datetime, datetime]:
-    """Start and end of the current UTC day: the day the daily quota counts (dispatch uses UTC dates)."""
-    start = datetime.combine((now or timezone.now()).astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
-    return start, start + timedelta(days=1)
 
 
 def _count(events: QuerySet) -> Coalesce:
