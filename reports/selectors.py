@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Aggregate, Count, F, FloatField, Q, Sum, Value
 from django.db.models.functions import Coalesce, ExtractHour, NullIf, TruncDate, TruncHour
 
@@ -368,7 +368,7 @@ def _priced_in_sql(traffic, names: list[str], costs: "_CostPlan", tz: ZoneInfo) 
     keys = list(costs.rate)
     rates = ([key[0] for key in keys], [key[1] or 0 for key in keys], [key[2] for key in keys],
              [costs.rate[key] for key in keys])  # fmt: skip
-    with connection.cursor() as cursor:
+    with connections[traffic.db].cursor() as cursor:  # the reports replica inside report_reads()
         cursor.execute(statement, (*params, *rates))
         columns = [column.name for column in cursor.description]
         rows = [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]

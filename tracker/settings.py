@@ -71,18 +71,31 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'tracker.sqlite3'}")}
-# Persistent connections: the click path should not pay a connection set-up per request.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["ENGINE"] = "tracker.db"  # the same backend, with a health check without a round trip
-    # Django's own cursors bind on the client and never prepare. psycopg's cursors prepare only a statement
-    # that asks for it (the click INSERT, landing/click_store.py): no query reaches this threshold by
-    # repetition. DB_PREPARED_STATEMENTS=0 prepares nothing (PgBouncer in transaction mode before 1.21).
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-        2**31 - 1 if env.bool("DB_PREPARED_STATEMENTS", default=True) else None
-    )
+
+def _database(url: str) -> dict:
+    database = env.db_url_config(url)
+    # Persistent connections: the click path should not pay a connection set-up per request.
+    database["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    database["CONN_HEALTH_CHECKS"] = True
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        database["ENGINE"] = "tracker.db"  # the same backend, with a health check without a round trip
+        # Django's own cursors bind on the client and never prepare. psycopg's cursors prepare only a statement
+        # that asks for it (the click INSERT, landing/click_store.py): no query reaches this threshold by
+        # repetition. DB_PREPARED_STATEMENTS=0 prepares nothing (PgBouncer in transaction mode before 1.21).
+        database.setdefault("OPTIONS", {})["prepare_threshold"] = (
+            2**31 - 1 if env.bool("DB_PREPARED_STATEMENTS", default=True) else None
+        )
+    return database
+
+
+DATABASES = {"default": _database(env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'tracker.sqlite3'}"))}
+# A read replica of the default database for the report pages and the report API (tracker/db/replica.py,
+# docs/scaling.md). Tests point it at the test database (MIRROR).
+REPORTS_DATABASE_URL = env.str("REPORTS_DATABASE_URL", default="")
+if REPORTS_DATABASE_URL:
+    DATABASES["reports"] = {**_database(REPORTS_DATABASE_URL), "TEST": {"MIRROR": "default"}}
+    DATABASE_ROUTERS = ["tracker.db.replica.ReportsReplicaRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
