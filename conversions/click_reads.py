@@ -22,12 +22,14 @@ _TABLES = (
     Joined(Campaign, "cp", 'JOIN {table} cp ON cp."id" = c."campaign_id"'),
     Joined(Pixel, "p", 'LEFT JOIN {table} p ON p."id" = cp."pixel_id"'),
 )
-# The click is found first, alone (OFFSET 0 keeps PostgreSQL from folding the subquery into the join): on a
+# The click is found first, alone (LIMIT keeps PostgreSQL from folding the subquery into the join): on a
 # table without statistics yet, the joined form walked a whole index of the clicks (30+ ms a conversion
-# in bench/clicks.py) instead of using click_id's unique index.
+# in bench/clicks.py) instead of using click_id's unique index. LIMIT 1 also tells the planner it is one
+# row when the clicks table is partitioned (conversions/partitions.py), where click_id is unique in each
+# partition only: without it, it expected one row a partition and joined the links by a hash of all of them.
 CLICK_SQL = (
     f"SELECT {joined_columns(_TABLES)} "
-    f'FROM (SELECT * FROM {_quote(Click._meta.db_table)} WHERE "click_id" = %s OFFSET 0) c {joined_clauses(_TABLES)}'
+    f'FROM (SELECT * FROM {_quote(Click._meta.db_table)} WHERE "click_id" = %s LIMIT 1) c {joined_clauses(_TABLES)}'
 )
 
 
@@ -61,7 +63,7 @@ def click_with_campaign(click_id: str, *, with_latest_lead: bool = False) -> Cli
 
 # A batch's clicks in one statement: the same columns as CLICK_WITH_LEAD_SQL, any of the click ids.
 CLICKS_WITH_LEAD_SQL = CLICK_WITH_LEAD_SQL.replace(
-    'WHERE "click_id" = %s OFFSET 0', 'WHERE "click_id" = ANY(%s) OFFSET 0'
+    'WHERE "click_id" = %s LIMIT 1', 'WHERE "click_id" = ANY(%s) OFFSET 0'
 )
 
 

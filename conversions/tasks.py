@@ -30,3 +30,12 @@ def purge_old_clicks():
 
     if settings.RETENTION_DAYS > 0:
         clicks_purge(older_than_days=settings.RETENTION_DAYS)
+
+
+@shared_task(ignore_result=True)
+def extend_click_partitions():
+    """Hourly: once the clicks table is partitioned (manage.py partition_clicks), add the next partition
+    before the ids run out. Nothing otherwise."""
+    from conversions.partitions import extend_click_partitions as extend
+
+    extend()

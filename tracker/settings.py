@@ -183,6 +183,7 @@ CELERY_BEAT_SCHEDULE = {
     "rollup-refresh": {"task": "conversions.tasks.rollup_refresh", "schedule": schedule(ROLLUP_INTERVAL_S)},
     "rollup-reconcile": {"task": "conversions.tasks.rollup_reconcile", "schedule": schedule(3600)},
     "purge-old-clicks": {"task": "conversions.tasks.purge_old_clicks", "schedule": schedule(24 * 3600)},
+    "extend-click-partitions": {"task": "conversions.tasks.extend_click_partitions", "schedule": schedule(3600)},
 }
 
 # --- Tracking
