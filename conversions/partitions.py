@@ -85,6 +85,13 @@ def next_click_id() -> int:
     return last_value + 1 if is_called else last_value
 
 
+def click_ids_left() -> int | None:
+    """Ids the partitions still hold beyond the next click's (None when the table is not partitioned): a click
+    past the last partition would fail, so /metrics shows it (tracker_click_ids_left)."""
+    partitions = click_partitions()
+    return partitions[-1].upper - next_click_id() if partitions else None
+
+
 def block_size() -> int:
     """Ids for one partition: those the last BLOCK_DAYS days of clicks took, at least MIN_BLOCK."""
     with connection.cursor() as cursor:

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest, mul
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from conversions import partitions
 from ops import selectors
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class TrackerCollector(Collector):
             conversions = selectors.conversion_numbers()
             events = selectors.tiktok_events_by_status()
             outbox = selectors.outbox_summary(by_status=events)
+            click_ids_left = partitions.click_ids_left()
         except DatabaseError:
             logger.warning("metrics: the database did not answer", exc_info=True)
             yield GaugeMetricFamily("tracker_database_up", "1 when the numbers below could be read.", value=0)
@@ -89,6 +91,12 @@ class TrackerCollector(Collector):
             "Age of the oldest TikTok event still waiting to be sent (queued or retrying); 0 when none.",
             value=outbox.oldest_pending_age_s,
         )
+        if click_ids_left is not None:
+            yield GaugeMetricFamily(
+                "tracker_click_ids_left",
+                "Ids the clicks table's partitions hold beyond the next click (manage.py partition_clicks).",
+                value=click_ids_left,
+            )
 
 
 def multiprocess_dir() -> str:

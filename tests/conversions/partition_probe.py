@@ -139,6 +139,11 @@ def main() -> dict:
         # …not across partitions (click 8 is in another): the caveat docs/scaling.md names.
         "other_partition_click_id_rejected": rejected(lambda: duplicate_of(repeat_click.click_id, link)),
         "next_id_after_partitioning": after[0],
+        "metrics_click_ids_left": [
+            line
+            for line in client.get("/metrics").content.decode().splitlines()
+            if line.startswith("tracker_click_ids_left ")
+        ],  # fmt: skip
     }
 
 

@@ -3,6 +3,7 @@
 table with partitions of 3 ids, sends more clicks and a conversion (twice) through the webhook, checks the
 plans of the intake's reads of a click, and reports."""
 
+import io
 import json
 import os
 import subprocess
@@ -12,9 +13,10 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from django.db import connection
 
-from conversions.partitions import click_partitions, clicks_partitioned, extend_click_partitions
+from conversions.partitions import click_ids_left, click_partitions, clicks_partitioned, extend_click_partitions
 
 
 @pytest.fixture
@@ -79,13 +81,24 @@ def test_partitioned_clicks_keep_the_click_path_and_the_intake_whole(own_databas
         ("conversions_conversion", True),
         ("conversions_lead", True),
     }
+    # 20,008 clicks, then two ids for the duplicates below (scraped after them): the next is 20,011, and the
+    # last partition ends before 30,014.
+    assert found["metrics_click_ids_left"] == ["tracker_click_ids_left 10003.0"]
     assert found["stray_conversion_rejected"]  # the foreign key checks the partitioned table
     assert found["same_partition_click_id_rejected"] is True
     assert found["other_partition_click_id_rejected"] is False
 
 
 @pytest.mark.django_db
-def test_an_unpartitioned_table_is_left_alone():
+def test_an_unpartitioned_table_is_left_alone(client):
     assert clicks_partitioned() is False
     assert click_partitions() == []
     assert extend_click_partitions() is None
+    assert click_ids_left() is None
+    assert "tracker_click_ids_left" not in client.get("/metrics").content.decode()
+    out = io.StringIO()
+    call_command("partition_clicks", status=True, stdout=out)
+    assert out.getvalue() == "The clicks table is not partitioned.\n"
+    with pytest.raises(CommandError, match="--block must be a positive number"):
+        call_command("partition_clicks", block=0)
+    assert clicks_partitioned() is False
