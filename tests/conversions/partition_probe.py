@@ -5,10 +5,11 @@ partitions, sends more clicks and a conversion, and prints what it found as JSON
 import json
 
 import django
+import psycopg
 
 django.setup()
 
-from django.core.management import call_command  # noqa: E402
+from django.core.management import CommandError, call_command  # noqa: E402
 from django.db import IntegrityError, connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -31,6 +32,23 @@ def visit(client: Client, utm_id: str, ip: str) -> int:
 
 def duplicate_of(click_id: str, link) -> Click:
     return Click.objects.create(click_id=click_id, campaign=link.campaign, link=link, created_at=timezone.now())
+
+
+def refused_while_busy() -> dict:
+    """partition_clicks while another session reads the clicks table in an open transaction."""
+    settings = connection.settings_dict
+    with psycopg.connect(dbname=settings["NAME"], host=settings["HOST"], port=settings["PORT"] or 5432,
+                         user=settings["USER"], password=settings["PASSWORD"] or None) as reader:  # fmt: skip
+        reader.execute("SELECT count(*) FROM conversions_click").fetchone()  # holds its lock until rollback
+        try:
+            call_command("partition_clicks", block=3, lock_timeout_ms=200)
+            message = ""
+        except CommandError as error:
+            message = str(error)
+        reader.rollback()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = 'conversions_click'::regclass")
+        return {"message": message, "relkind": cursor.fetchone()[0]}
 
 
 def rejected(action) -> bool:
@@ -85,6 +103,11 @@ def main() -> dict:
     client = Client()
     before = [visit(client, link.utm_id, f"203.0.113.{n}") for n in range(1, 5)]  # ids 1-4
 
+    refused = refused_while_busy()
+    with connection.cursor() as cursor:  # as a run that gave up at the lock after its first step leaves it
+        cursor.execute(
+            "ALTER TABLE conversions_click ADD CONSTRAINT conversions_click_p0000_bound CHECK (id < 1000) NOT VALID"
+        )
     call_command("partition_clicks", block=3)  # p0000: up to id 7, p0001: 8-10
     call_command("partition_clicks", block=3)  # a second run changes nothing
     after = [visit(client, link.utm_id, f"203.0.113.{n}") for n in (5, 6, 7)]  # ids 5-7
@@ -139,6 +162,7 @@ def main() -> dict:
         # …not across partitions (click 8 is in another): the caveat docs/scaling.md names.
         "other_partition_click_id_rejected": rejected(lambda: duplicate_of(repeat_click.click_id, link)),
         "next_id_after_partitioning": after[0],
+        "refused_while_busy": refused,
         "metrics_click_ids_left": [
             line
             for line in client.get("/metrics").content.decode().splitlines()

@@ -51,6 +51,10 @@ def test_partitioned_clicks_keep_the_click_path_and_the_intake_whole(own_databas
         "conversions_click_p0001: from id 8 up to id 10",
     ]
     assert lines[:-1] == listing * 2
+    # While another session held the table, the command gave up at the lock and left the table as it was.
+    assert found["refused_while_busy"]["relkind"] == "r"
+    assert "lock timeout" in found["refused_while_busy"]["message"]
+    assert "not partitioned yet; run the command again" in found["refused_while_busy"]["message"]
     assert found["relkind"] == "p"
     assert found["partitions"] == [
         ["conversions_click_p0000", None, 8],

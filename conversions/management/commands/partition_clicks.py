@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError
 
 from conversions.partitions import PartitioningError, click_partitions, clicks_partition
 
@@ -25,6 +26,10 @@ class Command(BaseCommand):
             )
         except PartitioningError as error:
             raise CommandError(str(error)) from error
+        except OperationalError as error:  # e.g. the lock not granted in time: that step was rolled back
+            raise CommandError(
+                f"{str(error).strip()}. The clicks table is not partitioned yet; run the command again."
+            ) from error
         if not partitions:
             self.stdout.write("The clicks table is not partitioned.")
         for partition in partitions:
