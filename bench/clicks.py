@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/clicks.py                              # everything (~5 min), writes bench/README.md
     .venv/bin/python bench/clicks.py --duration 5 --gunicorn sync4 --no-readme --keep-logs
+    .venv/bin/python bench/clicks.py --partition-block 300000 --no-readme  # on a partitioned clicks table
 
 It sets up, and always tears down: the PostgreSQL database `tracker_bench_clicks` on 127.0.0.1:5432
 (dropped, created, migrated), a private redis-server, the fake TikTok, one Celery worker
@@ -805,6 +806,12 @@ def markdown(results: dict) -> str:
             "worker class and threads below come from the command line)."
             if about.get("gunicorn_conf_py")
             else ""
+        )
+        + (
+            f" The clicks table was partitioned after the fixture (`manage.py partition_clicks --block "
+            f"{about['partition_block']}`): {', '.join(results['partitions'])}."
+            if results.get("partitions")
+            else ""
         ),
     ]
     for outcome in results["configs"]:
@@ -891,6 +898,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--no-readme", action="store_true", help="do not write the figures into bench/README.md")
     parser.add_argument("--keep-logs", action="store_true", help="keep the process logs and wrk reports")
+    parser.add_argument("--partition-block", type=int, metavar="IDS",
+                        help="partition the clicks table (manage.py partition_clicks) into blocks of IDS ids first; "
+                             "larger than the run's clicks (~250,000): the hourly job does not run")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -928,6 +938,10 @@ def run(args, *, env: dict, ports: dict, workdir: Path, deadline: float) -> dict
     with ExitStack() as teardown:
         stack = start_services(teardown, db_name=DB_NAME, env=env, ports=ports, logdir=logdir)
         fixture = create_fixture(workdir)
+        if args.partition_block:
+            from conversions.partitions import clicks_partition
+
+            results["partitions"] = [partition.name for partition in clicks_partition(block=args.partition_block)]
         if args.probe_repeats:
             results["probe"] = probe_click_path(fixture, args.probe_repeats)
             print(f"probe: {results['probe']}", flush=True)
@@ -966,7 +980,7 @@ def main(argv=None) -> int:
     import django
 
     django.setup()
-    about = {**describe_machine(), "duration": args.duration}
+    about = {**describe_machine(), "duration": args.duration, "partition_block": args.partition_block}
     print(json.dumps(about), flush=True)
     results = {}
     with guarded(workdir, keep_logs=args.keep_logs) as outcome:
