@@ -90,7 +90,7 @@ def _database(url: str) -> dict:
 
 DATABASES = {"default": _database(env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'tracker.sqlite3'}"))}
 # A read replica of the default database for the report pages and the report API (tracker/db/replica.py,
-# docs/scaling.md). Tests point it at the test database (MIRROR).
+# docs/scaling.md). Under the test runner it reads the test database (MIRROR).
 REPORTS_DATABASE_URL = env.str("REPORTS_DATABASE_URL", default="")
 if REPORTS_DATABASE_URL:
     DATABASES["reports"] = {**_database(REPORTS_DATABASE_URL), "TEST": {"MIRROR": "default"}}
