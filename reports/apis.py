@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from conversions.apis import ERROR_RESPONSES
 from reports.forms import ReportForm
 from reports.selectors import DIMENSIONS, report_rows, report_table
-from tracker.db.replica import reads_reports
+from tracker.db.replica import report_reads
 
 ReportOutput = inline_serializer(
     "Report",
@@ -42,7 +42,7 @@ class ReportApi(APIView):
         ],
         responses={200: ReportOutput, **ERROR_RESPONSES},
     )
-    @reads_reports  # after authentication: the API key is checked on the primary
+    @report_reads()  # after authentication: the API key is checked on the primary
     def get(self, request):
         group_by = [key.strip() for key in request.query_params.get("group_by", "").split(",") if key.strip()]
         unknown = [key for key in group_by if key not in DIMENSIONS]

@@ -27,14 +27,14 @@ from reports.selectors import (
     top_creatives,
     ttc_distribution,
 )
-from tracker.db.replica import reads_reports
+from tracker.db.replica import report_reads
 
 CHART_ROWS = 15
 
 
 def needs_permission(codename: str):
     """Staff who may view this in the admin itself (reports: campaigns; journeys: clicks, which hold IPs).
-    Checked on the primary: the views below read the reports replica (reads_reports), which may not have a
+    Checked on the primary: the views below read the reports replica (report_reads), which may not have a
     permission given a moment ago."""
 
     def decorate(view):
@@ -55,7 +55,7 @@ def _page(request, template: str, title: str, **context):
 
 
 @needs_permission("conversions.view_campaign")
-@reads_reports
+@report_reads()
 def report(request):
     form = ReportForm(request.GET or {"group_1": "campaign", "group_2": "day"})
     if not form.is_valid():
@@ -116,7 +116,7 @@ def _csv(table, form) -> HttpResponse:
 
 
 @needs_permission("conversions.view_campaign")
-@reads_reports
+@report_reads()
 def dashboard(request):
     form = ReportFilterForm(request.GET or {})
     if not form.is_valid():
@@ -143,7 +143,7 @@ def dashboard(request):
 
 
 @needs_permission("conversions.view_click")
-@reads_reports
+@report_reads()
 def journey_of_click(request, click_id: str):
     click = get_object_or_404(Click.objects.select_related("link", "campaign"), click_id=click_id)
     return _page(request, "reports/journey.html", f"Journey of click {click.click_id}",
@@ -151,7 +151,7 @@ def journey_of_click(request, click_id: str):
 
 
 @needs_permission("conversions.view_click")
-@reads_reports
+@report_reads()
 def journey_of_conversion(request, public_id: str):
     conversion = get_object_or_404(Conversion.objects.select_related("click", "link", "lead"), public_id=public_id)
     return _page(request, "reports/journey.html", f"Journey of conversion {conversion.public_id}",
@@ -159,7 +159,7 @@ def journey_of_conversion(request, public_id: str):
 
 
 @needs_permission("conversions.view_click")
-@reads_reports
+@report_reads()
 def journey_of_lead(request, lead_id: int):
     lead = Lead.objects.select_related("click", "link").filter(pk=lead_id).first()
     if lead is None:

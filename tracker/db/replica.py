@@ -11,7 +11,6 @@ how far the rollup had got ("rolled up until"), read from the same replica.
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import wraps
 
 from django.db import DEFAULT_DB_ALIAS
 
@@ -21,23 +20,13 @@ _reading_reports: ContextVar[bool] = ContextVar("reading_reports", default=False
 
 @contextmanager
 def report_reads():
-    """The ORM's reads inside this block go to the reports replica, if one is configured."""
+    """The ORM's reads inside this block go to the reports replica, if one is configured. Also a view
+    decorator, `@report_reads()` (contextmanager's own ContextDecorator)."""
     token = _reading_reports.set(True)
     try:
         yield
     finally:
         _reading_reports.reset(token)
-
-
-def reads_reports(view):
-    """A view whose reads go to the reports replica (report_reads around the whole view)."""
-
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        with report_reads():
-            return view(*args, **kwargs)
-
-    return wrapped
 
 
 class ReportsReplicaRouter:
