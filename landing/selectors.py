@@ -1,11 +1,18 @@
-"""Reads on the click path, cached in the process for LINK_CACHE_TTL_S seconds.
+"""Reads on the click path, cached in the process.
 
-A viral link is read thousands of times a second and changes a few times a day: a short in-process
-cache removes a query from every click. Pausing a link takes effect within the TTL on every worker.
-When many links are live each worker misses the cache often (1,000 links at a few hundred clicks a
-second: nearly every click), so the link is read by one prepared statement rather than the ORM's
-select_related, which cost about as much CPU as the rest of the click (bench/README.md).
+A viral link is read thousands of times a second and changes a few times a day: an in-process cache
+removes a query from every click. On PostgreSQL a worker keeps its links until one of them may have
+changed: every LINK_CACHE_TTL_S it reads the click settings' version (one row, raised by a trigger on
+every write to links, campaigns, pixels and landing pages: conversions/migrations/0007), and forgets
+them all when the number moved. So pausing a link takes effect within LINK_CACHE_TTL_S on every worker,
+and many live links stay cached: with a plain expiry, 1,000 links at a few hundred clicks a second
+missed the cache on nearly every click. LINK_CACHE_MAX_AGE_S bounds an entry's life all the same (a
+write with triggers disabled, a restored database). Elsewhere (SQLite) the cache is forgotten every
+LINK_CACHE_TTL_S. A miss reads the link by one prepared statement rather than the ORM's select_related,
+which cost about as much CPU as the rest of the click (bench/README.md).
 """
+
+import time
 
 from django.conf import settings
 from django.db import connection
@@ -19,8 +26,29 @@ _links: dict[str, tuple[float, TrafficSource | None]] = {}
 _campaigns: dict[int, tuple[float, Campaign | None]] = {}
 
 
+_SETTINGS_VERSION_SQL = 'SELECT "version" FROM click_settings_version'
+_version_seen = {"next_look_at": 0.0, "version": None}
+
+
+def _settings_may_have_changed(interval_s: float) -> bool:
+    """Whether a cached link may be out of date, looked at once per interval_s in this process."""
+    now = time.monotonic()
+    if now < _version_seen["next_look_at"]:
+        return False
+    _version_seen["next_look_at"] = now + interval_s
+    version = fetch_one(_SETTINGS_VERSION_SQL, [])[0] if connection.vendor == "postgresql" else None
+    changed = version is None or version != _version_seen["version"]
+    _version_seen["version"] = version
+    return changed
+
+
 def _cached(cache: dict, key, load):
-    return cached(cache, key, load, ttl_s=settings.LINK_CACHE_TTL_S)
+    interval_s = settings.LINK_CACHE_TTL_S
+    if interval_s <= 0:
+        return load()
+    if _settings_may_have_changed(interval_s):
+        forget_cached_links()
+    return cached(cache, key, load, ttl_s=max(settings.LINK_CACHE_MAX_AGE_S, interval_s))
 
 
 _LINK_TABLES = (
@@ -68,3 +96,8 @@ def active_campaign(campaign_id: int) -> Campaign | None:
 def forget_cached_links() -> None:
     _links.clear()
     _campaigns.clear()
+
+
+def forget_settings_version() -> None:
+    """The next cached read looks at the click settings' version again (and forgets every link the first time)."""
+    _version_seen.update(next_look_at=0.0, version=None)

@@ -95,12 +95,14 @@ def fresh_default_pixel_cache():
 @pytest.fixture(autouse=True)
 def links_read_fresh(settings):
     """Tests change links and expect the next click to see it: no link cache unless a test asks."""
-    from landing.selectors import forget_cached_links
+    from landing.selectors import forget_cached_links, forget_settings_version
 
     settings.LINK_CACHE_TTL_S = 0
     forget_cached_links()
+    forget_settings_version()
     yield
     forget_cached_links()
+    forget_settings_version()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -210,9 +210,11 @@ INTAKE_FAST_PATH = env.bool("INTAKE_FAST_PATH", default=True)
 HOT_PATH_HANDLER = env.bool("HOT_PATH_HANDLER", default=True)
 ADMIN_LOGIN_MAX_FAILURES = env.int("ADMIN_LOGIN_MAX_FAILURES", default=5)
 ADMIN_LOGIN_LOCKOUT_S = env.int("ADMIN_LOGIN_LOCKOUT_S", default=900)
-# Seconds a worker keeps a tracking link in memory (0: read it on every click). Pausing a link
-# takes effect within this time.
+# Seconds between a worker's looks at whether a link, campaign, pixel or landing page changed (0: no link
+# cache, read the link on every click). Pausing a link takes effect within this time (landing/selectors.py).
 LINK_CACHE_TTL_S = env.float("LINK_CACHE_TTL_S", default=2.0)
+# Seconds a worker keeps a link at most, changed or not (on PostgreSQL; elsewhere LINK_CACHE_TTL_S).
+LINK_CACHE_MAX_AGE_S = env.float("LINK_CACHE_MAX_AGE_S", default=300.0)
 # Seconds a worker trusts an API key it has checked (0: read it on every request). Revoking a key takes
 # effect within this time (at once in the worker that saved the change).
 API_KEY_CACHE_TTL_S = env.float("API_KEY_CACHE_TTL_S", default=2.0)
