@@ -95,14 +95,37 @@ def fresh_default_pixel_cache():
 @pytest.fixture(autouse=True)
 def links_read_fresh(settings):
     """Tests change links and expect the next click to see it: no link cache unless a test asks."""
-    from landing.selectors import forget_cached_links, forget_settings_version
+    from conversions.click_settings import forget_cached_settings, forget_settings_version
 
     settings.LINK_CACHE_TTL_S = 0
-    forget_cached_links()
+    forget_cached_settings()
     forget_settings_version()
     yield
-    forget_cached_links()
+    forget_cached_settings()
     forget_settings_version()
+
+
+@pytest.fixture
+def settings_clock(monkeypatch, settings):
+    """The click settings cached (conversions/click_settings.py: a look at their version every 2 s, an entry
+    kept 300 s at most) on a monotonic clock moved by hand: settings_clock(seconds)."""
+    import types
+
+    from conversions.click_settings import forget_cached_settings, forget_settings_version
+
+    settings.LINK_CACHE_TTL_S = 2
+    settings.LINK_CACHE_MAX_AGE_S = 300
+    now = {"s": 1_000.0}
+    fake = types.SimpleNamespace(monotonic=lambda: now["s"])
+    monkeypatch.setattr("conversions.click_settings.time", fake)
+    monkeypatch.setattr("tracker.ttl_cache.time", fake)
+    forget_cached_settings()
+    forget_settings_version()
+
+    def advance(seconds: float) -> None:
+        now["s"] += seconds
+
+    return advance
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,35 +1,14 @@
 """The click path's link cache: kept while the click settings' version stays, forgotten when it moves."""
 
-import types
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from conversions.models import Campaign, Click, LandingPage, TrafficSource
-from landing.selectors import forget_cached_links, forget_settings_version
 from tests.factories import TrafficSourceFactory
 from tiktok_ads.models import Pixel
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def clock(monkeypatch, settings):
-    """The cache's monotonic clock, moved by hand; the interval 2 s and the maximum age 300 s."""
-    settings.LINK_CACHE_TTL_S = 2
-    settings.LINK_CACHE_MAX_AGE_S = 300
-    now = {"s": 1_000.0}
-    fake = types.SimpleNamespace(monotonic=lambda: now["s"])
-    monkeypatch.setattr("landing.selectors.time", fake)
-    monkeypatch.setattr("tracker.ttl_cache.time", fake)
-    forget_cached_links()
-    forget_settings_version()
-
-    def advance(seconds: float) -> None:
-        now["s"] += seconds
-
-    return advance
 
 
 def version() -> int:
@@ -48,48 +27,48 @@ def reads_the_link(sqls: list[str]) -> bool:
     return any('FROM "conversions_trafficsource"' in sql for sql in sqls)
 
 
-def test_a_link_stays_cached_past_the_interval_while_nothing_changes(visit, link, clock):
+def test_a_link_stays_cached_past_the_interval_while_nothing_changes(visit, link, settings_clock):
     status, first = statements(visit, "/l/tiktok_abc123")
     assert status == 200 and reads_the_link(first)
 
-    clock(0.5)  # within the interval: not even the version is read
+    settings_clock(0.5)  # within the interval: not even the version is read
     status, within = statements(visit, "/l/tiktok_abc123")
     assert status == 200 and len(within) == 1 and 'INSERT INTO "conversions_click"' in within[0]
 
-    clock(60)  # past the interval: one look at the version, the link still cached
+    settings_clock(60)  # past the interval: one look at the version, the link still cached
     status, after = statements(visit, "/l/tiktok_abc123")
     assert status == 200 and not reads_the_link(after)
     assert after[0] == 'SELECT "version" FROM click_settings_version' and len(after) == 2
     assert Click.objects.count() == 3
 
 
-def test_a_pause_by_update_applies_within_the_interval(visit, link, clock):
+def test_a_pause_by_update_applies_within_the_interval(visit, link, settings_clock):
     assert visit("/l/tiktok_abc123").status_code == 200
     TrafficSource.objects.filter(pk=link.pk).update(is_active=False)  # no model signal: the trigger sees it
 
-    clock(1)
+    settings_clock(1)
     assert visit("/l/tiktok_abc123").status_code == 200  # the interval has not passed: still cached
-    clock(1.5)
+    settings_clock(1.5)
     assert visit("/l/tiktok_abc123").status_code == 404
     assert Click.objects.count() == 2
 
 
-def test_a_campaign_pause_and_a_landing_page_edit_are_seen_after_the_interval(visit, link, clock):
+def test_a_campaign_pause_and_a_landing_page_edit_are_seen_after_the_interval(visit, link, settings_clock):
     assert "Football Insider" in visit("/l/tiktok_abc123").content.decode()
     LandingPage.objects.filter(pk=link.landing_page_id).update(title="Basketball Insider")
-    clock(3)
+    settings_clock(3)
     assert "Basketball Insider" in visit("/l/tiktok_abc123").content.decode()
 
     Campaign.objects.filter(pk=link.campaign_id).update(status=Campaign.Status.PAUSED)
-    clock(3)
+    settings_clock(3)
     assert visit("/l/tiktok_abc123").status_code == 404
 
 
-def test_a_link_is_read_again_after_the_maximum_age(visit, link, clock):
+def test_a_link_is_read_again_after_the_maximum_age(visit, link, settings_clock):
     visit("/l/tiktok_abc123")
-    clock(299)
+    settings_clock(299)
     _, before = statements(visit, "/l/tiktok_abc123")
-    clock(2)
+    settings_clock(2)
     _, after = statements(visit, "/l/tiktok_abc123")
 
     assert not reads_the_link(before) and reads_the_link(after)

@@ -54,7 +54,7 @@ def test_a_cached_links_page_is_rendered_once_and_each_visit_gets_its_own_click_
 
     from django.test.signals import template_rendered
 
-    from landing.selectors import forget_cached_links
+    from conversions.click_settings import forget_cached_settings
     from landing.views import _CLICK_ID_SLOT
 
     settings.LINK_CACHE_TTL_S = 60
@@ -79,7 +79,7 @@ def test_a_cached_links_page_is_rendered_once_and_each_visit_gets_its_own_click_
         assert _CLICK_ID_SLOT not in page
     link.landing_page.title = "Basketball Insider"
     link.landing_page.save()
-    forget_cached_links()  # what a change of the click settings' version does (tests/landing/test_link_cache.py)
+    forget_cached_settings()  # what a change of the click settings' version does (tests/landing/test_link_cache.py)
     assert "Basketball Insider" in visit("/l/tiktok_abc123").content.decode()
 
 

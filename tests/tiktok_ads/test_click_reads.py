@@ -50,6 +50,78 @@ def test_a_click_without_link_or_pixel(django_assert_num_queries):
     same_fields(read.campaign, campaign)
 
 
+def test_with_the_settings_cached_a_click_is_read_alone_and_its_link_campaign_and_pixel_once(
+    pixel_link, pixel, settings_clock, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    pixel.goal_events = {"purchase": "CompletePayment", "deposit": "AddPaymentInfo"}
+    pixel.save()
+    now = timezone.now()
+    clicks = [Click.objects.create(click_id=f"cached-{n}", campaign=pixel_link.campaign, link=pixel_link,
+                                   created_at=now, extra_params={"n": n}) for n in (1, 2)]  # fmt: skip
+
+    with CaptureQueriesContext(connection) as first_queries:
+        first = click_with_campaign("cached-1")
+    with django_assert_num_queries(1):  # the click alone: its link, campaign and pixel are cached
+        second = click_with_campaign("cached-2")
+
+    click_read, version_look, link_read = (query["sql"] for query in first_queries.captured_queries)
+    assert click_read.startswith('SELECT c."id"') and "conversions_trafficsource" not in click_read
+    assert "click_settings_version" in version_look and link_read.endswith(f'WHERE l."id" = {pixel_link.pk}')
+    for read, click in zip((first, second), clicks, strict=True):
+        same_fields(read, click)
+        same_fields(read.link, pixel_link)
+        same_fields(read.campaign, pixel_link.campaign)
+        same_fields(read.campaign.pixel, pixel)
+        assert read.link.campaign is read.campaign
+    assert second.campaign.pixel.goal_events["deposit"] == "AddPaymentInfo" and second.extra_params == {"n": 2}
+
+
+def test_with_the_settings_cached_a_click_without_link_and_its_latest_lead(settings_clock, django_assert_num_queries):
+    from conversions.click_reads import latest_lead
+    from conversions.models import Lead
+
+    campaign = CampaignFactory()
+    now = timezone.now()
+    click = Click.objects.create(click_id="cached-3", campaign=campaign, created_at=now)
+    lead = Lead.objects.create(telegram_user_id=7, click=click, attributed_at=now, username="seven")
+    click_with_campaign("cached-3")
+
+    with django_assert_num_queries(1):
+        read = click_with_campaign("cached-3", with_latest_lead=True)
+        assert read.link is None and read.campaign.pixel is None
+        same_fields(latest_lead(read), lead)
+    same_fields(read.campaign, campaign)
+
+
+def test_with_the_settings_cached_a_pixel_change_reaches_the_intake_after_the_interval(
+    pixel_link, pixel, settings_clock
+):
+    from tiktok_ads.models import Pixel
+
+    Click.objects.create(click_id="cached-4", campaign=pixel_link.campaign, link=pixel_link, created_at=timezone.now())
+    assert click_with_campaign("cached-4").campaign.pixel.test_mode is False
+    Pixel.objects.filter(pk=pixel.pk).update(test_mode=True)  # no model signal: the trigger sees it
+
+    settings_clock(1)
+    assert click_with_campaign("cached-4").campaign.pixel.test_mode is False  # within the interval
+    settings_clock(1.5)
+    assert click_with_campaign("cached-4").campaign.pixel.test_mode is True
+
+
+def test_with_the_settings_cached_a_click_whose_campaign_is_gone_is_none(settings_clock):
+    from django.db import connection
+
+    campaign = CampaignFactory()
+    Click.objects.create(click_id="cached-5", campaign=campaign, created_at=timezone.now())
+    with connection.cursor() as cursor:  # clicks keep no constraint to their campaign (tracker.db.HOT_PARENT)
+        cursor.execute("DELETE FROM conversions_campaign WHERE id = %s", [campaign.pk])
+
+    assert click_with_campaign("cached-5") is None
+
+
 def test_an_unknown_click_id_is_none():
     assert click_with_campaign("nope") is None
 

@@ -16,8 +16,11 @@ WEBHOOK = "/api/v1/utm/webhook/conversion"
 TELEGRAM_EXTERNAL_ID = hashlib.sha256(b"telegram_123456789").hexdigest()
 
 
-@pytest.fixture
-def funnel(visit, bot_api, pixel_link):
+@pytest.fixture(params=["read fresh", "settings cached"])
+def funnel(request, settings, visit, bot_api, pixel_link):
+    # The same events whether the click path and the intake read their links, campaigns and pixels each time
+    # or from the click settings' cache (conversions/click_settings.py).
+    settings.LINK_CACHE_TTL_S = 0 if request.param == "read fresh" else 60
     visit("/l/tiktok_abc123?ttclid=E.C.P.abc&_ttp=ttp-1", HTTP_REFERER="https://www.tiktok.com/")
     click = Click.objects.get()
     bot_api.post(START, {"utm_id": click.click_id, "user_id": 123456789, "username": "john_doe"}, format="json")
