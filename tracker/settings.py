@@ -210,10 +210,11 @@ INTAKE_FAST_PATH = env.bool("INTAKE_FAST_PATH", default=True)
 HOT_PATH_HANDLER = env.bool("HOT_PATH_HANDLER", default=True)
 ADMIN_LOGIN_MAX_FAILURES = env.int("ADMIN_LOGIN_MAX_FAILURES", default=5)
 ADMIN_LOGIN_LOCKOUT_S = env.int("ADMIN_LOGIN_LOCKOUT_S", default=900)
-# Seconds between a worker's looks at whether a link, campaign, pixel or landing page changed (0: no link
-# cache, read the link on every click). Pausing a link takes effect within this time (landing/selectors.py).
+# Seconds between a worker's looks at whether a link, campaign, pixel or landing page changed (0: no cache,
+# read them on every click and conversion). Pausing a link takes effect within this time
+# (conversions/click_settings.py).
 LINK_CACHE_TTL_S = env.float("LINK_CACHE_TTL_S", default=2.0)
-# Seconds a worker keeps a link at most, changed or not (on PostgreSQL; elsewhere LINK_CACHE_TTL_S).
+# Seconds a worker keeps a cached link, campaign or pixel at most, changed or not (on PostgreSQL).
 LINK_CACHE_MAX_AGE_S = env.float("LINK_CACHE_MAX_AGE_S", default=300.0)
 # Seconds a worker trusts an API key it has checked (0: read it on every request). Revoking a key takes
 # effect within this time (at once in the worker that saved the change).

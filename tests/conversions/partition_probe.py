@@ -15,7 +15,7 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from conversions.auth import api_key_create  # noqa: E402
-from conversions.click_reads import CLICK_WITH_LEAD_SQL  # noqa: E402
+from conversions.click_reads import CLICK_ALONE_WITH_LEAD_SQL, CLICK_WITH_LEAD_SQL  # noqa: E402
 from conversions.conversion_store import STORED_SQL  # noqa: E402
 from conversions.models import ApiKey, Click, Conversion, TrafficSource  # noqa: E402
 from conversions.partitions import click_partitions, extend_click_partitions  # noqa: E402
@@ -61,9 +61,9 @@ def rejected(action) -> bool:
 
 
 def generic_plans_on_many_clicks(link, click_id: str, dedup_key: str) -> dict[str, dict]:
-    """The intake's two prepared reads of a click, in the generic plans they get once prepared, on a partition
-    of 20,000 clicks without statistics (as on a new install): the rows each read from every table it
-    scanned, and whether it built a hash (of a whole table)."""
+    """The intake's prepared reads of a click (joined to its link, or alone, and the stored conversion's), in
+    the generic plans they get once prepared, on a partition of 20,000 clicks without statistics (as on a new
+    install): the rows each read from every table it scanned, and whether it built a hash (of a whole table)."""
     extend_click_partitions(block=30_000)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -77,7 +77,9 @@ def generic_plans_on_many_clicks(link, click_id: str, dedup_key: str) -> dict[st
         )
         cursor.execute("SET plan_cache_mode = force_generic_plan")
         plans = {}
-        for name, sql, value in (("click", CLICK_WITH_LEAD_SQL, click_id), ("stored", STORED_SQL, dedup_key)):
+        reads = (("click", CLICK_WITH_LEAD_SQL, click_id), ("click_alone", CLICK_ALONE_WITH_LEAD_SQL, click_id),
+                 ("stored", STORED_SQL, dedup_key))  # fmt: skip
+        for name, sql, value in reads:
             cursor.execute(f"PREPARE probe_{name} AS {sql.replace('%s', '$1')}")
             cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE probe_{name}(%s)", [value])
             nodes = list(_nodes(cursor.fetchone()[0][0]["Plan"]))

@@ -76,7 +76,11 @@ def test_partitioned_clicks_keep_the_click_path_and_the_intake_whole(own_databas
     assert found["repeat_status"] == 200 and found["repeat_answer_click_id"] == found["click_id_of_8"]
     # The intake's reads of a click find it by index among 20,000 clicks, in their generic (prepared) plans:
     # a plain join read every click of every partition, and the click's read hashed a whole table.
-    assert found["click_reads"] == {"click": {"rows_read": 3, "hash": False}, "stored": {"rows_read": 3, "hash": False}}
+    assert found["click_reads"] == {
+        "click": {"rows_read": 3, "hash": False},
+        "click_alone": {"rows_read": 1, "hash": False},
+        "stored": {"rows_read": 3, "hash": False},
+    }
     on_the_table = {
         (table, validated) for table, target, validated in found["foreign_keys"] if target == "conversions_click"
     }
