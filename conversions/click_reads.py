@@ -57,18 +57,19 @@ def _with_latest_lead(sql: str) -> str:
 
 CLICK_WITH_LEAD_SQL = _with_latest_lead(CLICK_SQL)
 CLICK_ALONE_WITH_LEAD_SQL = _with_latest_lead(CLICK_ALONE_SQL)
-_LINK_TABLES = (
+# A link with its campaign and the campaign's pixel (landing/selectors.py adds the landing page).
+LINK_TABLES = (
     Joined(TrafficSource, "l"),
     Joined(Campaign, "cp", 'JOIN {table} cp ON cp."id" = l."campaign_id"'),
     Joined(Pixel, "p", 'LEFT JOIN {table} p ON p."id" = cp."pixel_id"'),
 )
 LINK_SQL = (
-    f"SELECT {joined_columns(_LINK_TABLES)} FROM {_quote(TrafficSource._meta.db_table)} l "
-    f'{joined_clauses(_LINK_TABLES)} WHERE l."id" = %s'
+    f"SELECT {joined_columns(LINK_TABLES)} FROM {_quote(TrafficSource._meta.db_table)} l "
+    f'{joined_clauses(LINK_TABLES)} WHERE l."id" = %s'
 )
 CAMPAIGN_SQL = (
-    f"SELECT {joined_columns(_LINK_TABLES[1:])} FROM {_quote(Campaign._meta.db_table)} cp "
-    f'{joined_clauses(_LINK_TABLES[2:])} WHERE cp."id" = %s'
+    f"SELECT {joined_columns(LINK_TABLES[1:])} FROM {_quote(Campaign._meta.db_table)} cp "
+    f'{joined_clauses(LINK_TABLES[2:])} WHERE cp."id" = %s'
 )
 _links_by_id: dict = settings_cache()
 _campaigns_by_id: dict = settings_cache()
@@ -114,7 +115,7 @@ def _link(link_id: int) -> TrafficSource | None:
     row = fetch_one(LINK_SQL, [link_id])
     if row is None:
         return None
-    (link, campaign, pixel), _ = instances_from_row(_LINK_TABLES, row)
+    (link, campaign, pixel), _ = instances_from_row(LINK_TABLES, row)
     campaign.pixel = pixel
     link.campaign = campaign
     return link
@@ -124,7 +125,7 @@ def _campaign(campaign_id: int) -> Campaign | None:
     row = fetch_one(CAMPAIGN_SQL, [campaign_id])
     if row is None:
         return None
-    (campaign, pixel), _ = instances_from_row(_LINK_TABLES[1:], row)
+    (campaign, pixel), _ = instances_from_row(LINK_TABLES[1:], row)
     campaign.pixel = pixel
     return campaign
 

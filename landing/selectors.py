@@ -5,21 +5,16 @@ select_related, which cost about as much CPU as the rest of the click (bench/REA
 
 from django.db import connection
 
+from conversions.click_reads import LINK_TABLES
 from conversions.click_settings import cached_setting, settings_cache
 from conversions.models import Campaign, LandingPage, TrafficSource
-from tiktok_ads.models import Pixel
 from tracker.db.statements import Joined, fetch_one, instances_from_row, joined_clauses, joined_columns
 
 _links: dict[str, tuple[float, TrafficSource | None]] = settings_cache()
 _campaigns: dict[int, tuple[float, Campaign | None]] = settings_cache()
 
 
-_LINK_TABLES = (
-    Joined(TrafficSource, "l"),
-    Joined(Campaign, "cp", 'JOIN {table} cp ON cp."id" = l."campaign_id"'),
-    Joined(Pixel, "p", 'LEFT JOIN {table} p ON p."id" = cp."pixel_id"'),
-    Joined(LandingPage, "lp", 'LEFT JOIN {table} lp ON lp."id" = l."landing_page_id"'),
-)
+_LINK_TABLES = (*LINK_TABLES, Joined(LandingPage, "lp", 'LEFT JOIN {table} lp ON lp."id" = l."landing_page_id"'))
 ACTIVE_LINK_SQL = (
     f"SELECT {joined_columns(_LINK_TABLES)} FROM {connection.ops.quote_name(TrafficSource._meta.db_table)} l "
     f'{joined_clauses(_LINK_TABLES)} WHERE l."utm_id" = %s AND l."is_active" AND cp."status" = %s'
