@@ -7,7 +7,8 @@ click would have to UPDATE.
 
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 
 from tracker.db import HOT_PARENT
 
@@ -323,7 +324,11 @@ class DailyStats(models.Model):
     starts = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["campaign", "link", "day"], name="dailystats_key")]
+        # One row per campaign, link and day, a campaign's clicks without a link included (NULL is not equal
+        # to NULL in a plain unique constraint): the rollup adds to it with INSERT … ON CONFLICT.
+        constraints = [
+            models.UniqueConstraint(F("campaign"), Coalesce(F("link"), Value(0)), F("day"), name="dailystats_key")
+        ]
         verbose_name_plural = "daily stats"
 
     def __str__(self):

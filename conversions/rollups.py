@@ -1,15 +1,15 @@
 """Background rollup of the append-only click and start tables into DailyStats.
 
 A cursor per table remembers the last primary key counted. Each refresh counts the rows after it
-and adds them to the day's row with F() updates; the refresh holds the cursor row locked, so
-refreshes never overlap. Rows younger than SETTLE_S are left for the next run: a click whose id was
+and adds them to the days' rows in one INSERT … ON CONFLICT DO UPDATE; the refresh holds the cursor
+row locked, so refreshes never overlap. Rows younger than SETTLE_S are left for the next run: a click whose id was
 allocated before a neighbour's may commit a moment after it, and must not be skipped.
 """
 
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -61,10 +61,43 @@ SOURCES = {
 }
 
 
-def _add_to_stats(row: dict, counters: tuple[str, ...]) -> None:
-    key = {"campaign_id": row["campaign_id"], "link_id": row["link_id"], "day": row["day"]}
-    stats, _ = DailyStats.objects.get_or_create(**key)
-    DailyStats.objects.filter(pk=stats.pk).update(**{name: F(name) + row[name] for name in counters})
+def insert_select(
+    model,
+    queryset,
+    *,
+    columns: list[str],
+    selected: list[str],
+    conflict: list[str] | None = None,
+    added: tuple[str, ...] = (),
+) -> None:
+    """INSERT INTO model (columns) SELECT selected FROM (queryset) s: one statement however many rows. With
+    `conflict` (the expressions of the model's unique key), a row that exists gets its `added` counters
+    increased instead."""
+    sql, params = queryset.query.sql_with_params()
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    quoted = ", ".join(quote(column) for column in columns)
+    statement = f"INSERT INTO {table} ({quoted}) SELECT {', '.join(selected)} FROM ({sql}) s"
+    if conflict:
+        # "WHERE true": SQLite needs it to tell ON CONFLICT from a join's ON.
+        updates = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in added)
+        statement += f" WHERE true ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+DAILY_COUNTERS = ("clicks", "unique_clicks", "bot_hits", "landing_views", "starts")
+
+
+def _add_to_stats(counted, counters: tuple[str, ...]) -> None:
+    """Add the rows of `counted` (click_counts or start_counts) to DailyStats in one statement. A row per
+    group and an UPDATE each cost 2.2 s for 7,000 clicks spread over 1,000 links (bench/README.md)."""
+    counts = [f"s.{name}" if name in counters else "0" for name in DAILY_COUNTERS]
+    insert_select(
+        DailyStats, counted, columns=["campaign_id", "link_id", "day", *DAILY_COUNTERS],
+        selected=["s.campaign_id", "s.link_id", "s.day", *counts],
+        conflict=["campaign_id", "COALESCE(link_id, 0)", "day"], added=counters,
+    )  # fmt: skip
 
 
 def _locked_cursor(name: str) -> RollupCursor:
@@ -85,8 +118,7 @@ def rollup_refresh() -> dict[str, int]:
                 counted[name] = 0
                 continue
             new_rows = model.objects.filter(id__gt=cursor.last_id, id__lte=upper)
-            for row in counts(new_rows):
-                _add_to_stats(row, counters)
+            _add_to_stats(counts(new_rows), counters)
             counted[name] = new_rows.count()
             cursor.last_id = upper
             cursor.save(update_fields=["last_id", "updated_at"])
@@ -102,8 +134,7 @@ def rollup_reconcile(*, day: date) -> None:
             cursor = _locked_cursor(name)
             DailyStats.objects.filter(day=day).update(**{counter: 0 for counter in counters})
             rows = model.objects.filter(id__lte=cursor.last_id, created_at__gte=start, created_at__lt=end)
-            for row in counts(rows):
-                _add_to_stats(row, counters)
+            _add_to_stats(counts(rows), counters)
 
 
 def unrolled_since(name: str) -> int:

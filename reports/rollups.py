@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce, NullIf, TruncDate, TruncHour
 from django.utils import timezone
 
 from conversions.models import BotStart, Click, Conversion, ConversionStatusChange, RollupCursor
-from conversions.rollups import step_end
+from conversions.rollups import insert_select, step_end
 from reports.models import (
     DETAIL_DIMENSIONS,
     ConversionDay,
@@ -140,19 +140,13 @@ def _insert_from(model, queryset, *, counters: tuple[str, ...], extra_keys: tupl
     detail = model in (TrafficDetailHour, ConversionDetailHour)
     dimensions = DETAIL_DIMENSIONS if detail else ()
     time = "day" if model in (TrafficDay, ConversionDay) else "hour"
-    columns = [time, "campaign_id", "link_id", *dimensions, *extra_keys, *counters]
     selected = ["r_time", "r_campaign", "r_link", *(f"r_{name}" for name in (*dimensions, *extra_keys)), *counters]
-    sql, params = queryset.query.sql_with_params()
-    table = connection.ops.quote_name(model._meta.db_table)
-    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
-    statement = f"INSERT INTO {table} ({quoted}) SELECT {', '.join(f's.{name}' for name in selected)} FROM ({sql}) s"
-    if add:
-        # "WHERE true": SQLite needs it to tell ON CONFLICT from a join's ON.
-        target = ", ".join([time, "campaign_id", "COALESCE(link_id, 0)", *dimensions, *extra_keys])
-        updates = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in counters)
-        statement += f" WHERE true ON CONFLICT ({target}) DO UPDATE SET {updates}"
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
+    insert_select(
+        model, queryset, columns=[time, "campaign_id", "link_id", *dimensions, *extra_keys, *counters],
+        selected=[f"s.{name}" for name in selected],
+        conflict=[time, "campaign_id", "COALESCE(link_id, 0)", *dimensions, *extra_keys] if add else None,
+        added=counters,
+    )  # fmt: skip
 
 
 def _add_traffic(counts, rows) -> None:
