@@ -52,6 +52,41 @@ def test_queued_events_are_sent_in_batches_of_1000(fake_tiktok, pixel):
     assert DeliveryAttempt.objects.filter(ok=True).count() == 2
 
 
+def test_a_short_batch_ends_the_run_and_what_arrives_meanwhile_goes_in_the_next_one(fake_tiktok, pixel, monkeypatch):
+    """A busy pixel's stream goes in one batch per wake-up, not one request per tenth of a second: the events
+    that arrive while a short batch is being sent wait for the flush their own arrival schedules."""
+    from tiktok_ads import dispatch
+
+    queue_events(pixel, 3)
+    mark_sent = dispatch._mark_sent
+
+    def arrive_while_sending(rows, response):
+        mark_sent(rows, response)
+        if len(fake_tiktok.requests) == 1:
+            queue_events(pixel, 2, start=3)
+
+    monkeypatch.setattr(dispatch, "_mark_sent", arrive_while_sending)
+
+    report = flush_pixel(pixel_id=pixel.pk)
+
+    assert (report.sent, report.requests, report.more_due) == (3, 1, False)
+    assert TikTokEvent.objects.filter(status="queued").count() == 2
+    report = flush_pixel(pixel_id=pixel.pk)
+    assert (report.sent, report.requests) == (2, 1)
+    assert [len(request["body"]["data"]) for request in fake_tiktok.requests] == [3, 2]
+    assert sorted(accepted_ids(fake_tiktok)) == [f"evt_{n}" for n in range(5)]
+
+
+def test_a_full_batch_is_followed_by_the_next_in_the_same_run(fake_tiktok, pixel, settings):
+    settings.TIKTOK_BATCH_SIZE = 4
+    queue_events(pixel, 10)
+
+    report = flush_pixel(pixel_id=pixel.pk)
+
+    assert (report.sent, report.requests, report.more_due) == (10, 3, False)
+    assert [len(request["body"]["data"]) for request in fake_tiktok.requests] == [4, 4, 2]
+
+
 def test_the_stored_payload_is_what_tiktok_receives(fake_tiktok, pixel):
     contents = [{"content_id": "gold", "quantity": 2}]
     payload = {"event": "CompletePayment", "event_time": int(timezone.now().timestamp()), "event_id": "evt_ü",
