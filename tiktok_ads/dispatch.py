@@ -241,13 +241,12 @@ def flush_pixel(*, pixel_id: int, time_budget_s: float = 45.0, client=None, limi
     sender = PixelSender(pixel, client=client, limiter=limiter)
     quota = quota or daily_quota()
     deadline = time.monotonic() + time_budget_s
-    drained = keep_going = False
+    drained, keep_going = False, True  # drained: the last claim took every event that was due
     while time.monotonic() < deadline:
         rows = claim_batch(pixel, settings.TIKTOK_BATCH_SIZE)
-        if not rows:
-            drained, keep_going = True, True
-            break
         drained = len(rows) < settings.TIKTOK_BATCH_SIZE
+        if not rows:
+            break
         stale = [row for row in rows if too_old(row.event_time)]
         if stale:
             _mark_failed(stale, code=None, message=f"older than {settings.TIKTOK_MAX_EVENT_AGE_DAYS} days: TikTok "
