@@ -2,8 +2,8 @@
 
 A cursor per table remembers the last primary key counted. Each refresh counts the rows after it
 and adds them to the days' rows in one INSERT … ON CONFLICT DO UPDATE; the refresh holds the cursor
-row locked, so refreshes never overlap. Rows younger than SETTLE_S are left for the next run: a click whose id was
-allocated before a neighbour's may commit a moment after it, and must not be skipped.
+row locked, so refreshes never overlap. Rows younger than SETTLE_S are left for the next run: a click
+whose id was allocated before a neighbour's may commit a moment after it, and must not be skipped.
 """
 
 from datetime import UTC, date, datetime, timedelta
@@ -86,7 +86,7 @@ def insert_select(
         cursor.execute(statement, params)
 
 
-DAILY_COUNTERS = ("clicks", "unique_clicks", "bot_hits", "landing_views", "starts")
+DAILY_COUNTERS = tuple(name for _, _, counters in SOURCES.values() for name in counters)
 
 
 def _add_to_stats(counted, counters: tuple[str, ...]) -> None:
