@@ -17,7 +17,15 @@ from django.db import connection
 from conversions.click_settings import cached_setting, settings_cache
 from conversions.models import Campaign, Click, Lead, TrafficSource
 from tiktok_ads.models import Pixel
-from tracker.db.statements import Joined, fetch_one, instances_from_row, joined_clauses, joined_columns, model_from_row
+from tracker.db.statements import (
+    Joined,
+    fetch_one,
+    instances_from_row,
+    joined_clauses,
+    joined_columns,
+    joined_select,
+    model_from_row,
+)
 
 _quote = connection.ops.quote_name
 # The click's link is optional and so is the campaign's pixel.
@@ -63,14 +71,8 @@ LINK_TABLES = (
     Joined(Campaign, "cp", 'JOIN {table} cp ON cp."id" = l."campaign_id"'),
     Joined(Pixel, "p", 'LEFT JOIN {table} p ON p."id" = cp."pixel_id"'),
 )
-LINK_SQL = (
-    f"SELECT {joined_columns(LINK_TABLES)} FROM {_quote(TrafficSource._meta.db_table)} l "
-    f'{joined_clauses(LINK_TABLES)} WHERE l."id" = %s'
-)
-CAMPAIGN_SQL = (
-    f"SELECT {joined_columns(LINK_TABLES[1:])} FROM {_quote(Campaign._meta.db_table)} cp "
-    f'{joined_clauses(LINK_TABLES[2:])} WHERE cp."id" = %s'
-)
+LINK_SQL = joined_select(LINK_TABLES, 'l."id" = %s')
+CAMPAIGN_SQL = joined_select(LINK_TABLES[1:], 'cp."id" = %s')
 _links_by_id: dict = settings_cache()
 _campaigns_by_id: dict = settings_cache()
 

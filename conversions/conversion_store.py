@@ -17,8 +17,7 @@ from tracker.db.statements import (
     fetch_one,
     insert_columns,
     instances_from_row,
-    joined_clauses,
-    joined_columns,
+    joined_select,
     param_reader,
 )
 
@@ -89,10 +88,7 @@ _STORED = (
     Joined(TrafficSource, "l", 'LEFT JOIN {table} l ON l."id" = cv."link_id"'),
     Joined(Click, "c", 'LEFT JOIN LATERAL (SELECT * FROM {table} WHERE "id" = cv."click_id" LIMIT 1) c ON true'),
 )
-STORED_SQL = (
-    f"SELECT {joined_columns(_STORED)} FROM {_quote(Conversion._meta.db_table)} cv {joined_clauses(_STORED)} "
-    'WHERE cv."dedup_key" = %s'
-)
+STORED_SQL = joined_select(_STORED, 'cv."dedup_key" = %s')
 
 
 def stored_conversion(dedup_key: str) -> Conversion | None:

@@ -8,17 +8,14 @@ from django.db import connection
 from conversions.click_reads import LINK_TABLES
 from conversions.click_settings import cached_setting, settings_cache
 from conversions.models import Campaign, LandingPage, TrafficSource
-from tracker.db.statements import Joined, fetch_one, instances_from_row, joined_clauses, joined_columns
+from tracker.db.statements import Joined, fetch_one, instances_from_row, joined_select
 
 _links: dict[str, tuple[float, TrafficSource | None]] = settings_cache()
 _campaigns: dict[int, tuple[float, Campaign | None]] = settings_cache()
 
 
 _LINK_TABLES = (*LINK_TABLES, Joined(LandingPage, "lp", 'LEFT JOIN {table} lp ON lp."id" = l."landing_page_id"'))
-ACTIVE_LINK_SQL = (
-    f"SELECT {joined_columns(_LINK_TABLES)} FROM {connection.ops.quote_name(TrafficSource._meta.db_table)} l "
-    f'{joined_clauses(_LINK_TABLES)} WHERE l."utm_id" = %s AND l."is_active" AND cp."status" = %s'
-)
+ACTIVE_LINK_SQL = joined_select(_LINK_TABLES, 'l."utm_id" = %s AND l."is_active" AND cp."status" = %s')
 
 
 def _read_active_link(utm_id: str) -> TrafficSource | None:

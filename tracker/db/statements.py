@@ -157,6 +157,16 @@ def joined_clauses(tables: tuple[Joined, ...]) -> str:
     return " ".join(t.join.format(table=_quote(t.model._meta.db_table)) for t in tables if t.join)
 
 
+def joined_select(tables: tuple[Joined, ...], where: str) -> str:
+    """SELECT every column of `tables` FROM the first (under its alias; its own JOIN is not used) and the
+    others' JOINs, WHERE `where`: rows for `instances_from_row`."""
+    first = tables[0]
+    return (
+        f"SELECT {joined_columns(tables)} FROM {_quote(first.model._meta.db_table)} {first.alias} "
+        f"{joined_clauses(tables[1:])} WHERE {where}"
+    )
+
+
 def instances_from_row(tables: tuple[Joined, ...], row, start: int = 0) -> tuple[list, int]:
     """One instance per table from a row of `joined_columns` (None where a LEFT JOIN found nothing), and the
     index of the row's first column after them."""
