@@ -91,7 +91,7 @@ def run_variant(variant: dict, *, cases: list[str], click_cases: dict, fixture, 
 
 
 def with_ratios(runs: list[dict]) -> list[dict]:
-    """Each click run's ratio to the mean of the bare runs of its round and variant."""
+    """Each click run's ratio to the mean of the bare runs among `runs` (one round of one variant)."""
     bare = [run["req_s"] for run in runs if run["case"] == "bare"]
     for run in runs:
         if run["case"] not in INTAKE_CASES and run["case"] != "bare" and bare:
@@ -104,7 +104,7 @@ def cpu_us(run: dict, group: str) -> float:
     return run["cpu_percent"][group] * 1e4 / run["req_s"] if run["req_s"] else 0.0
 
 
-def table(rounds: list[list[dict]], variants: list[dict], cases: list[str]) -> str:
+def table(runs_done: list[dict], variants: list[dict], cases: list[str]) -> str:
     lines = [
         "| variant | case | req/s (median; each run) | ratio to bare (median; each run) | p99 ms (median) "
         "| CPU µs a request (median): machine / gunicorn / PostgreSQL | answered, not stored |",
@@ -112,7 +112,7 @@ def table(rounds: list[list[dict]], variants: list[dict], cases: list[str]) -> s
     ]
     for variant in variants:
         for case in dict.fromkeys(cases):
-            runs = [run for one in rounds for run in one if run["variant"] == variant["name"] and run["case"] == case]
+            runs = [run for run in runs_done if run["variant"] == variant["name"] and run["case"] == case]
             rates = [run["req_s"] for run in runs]
             ratios = [run["ratio"] for run in runs if "ratio" in run]
             ratio = f"{statistics.median(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)})" if ratios else "–"
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
 
     django.setup()
     print(json.dumps({**clicks.describe_machine(), "variants": args.variants, "cases": args.cases}), flush=True)
-    rounds: list[list[dict]] = []
+    runs_done: list[dict] = []
     with guarded(workdir, keep_logs=args.keep_logs) as outcome, ExitStack() as teardown:
         logdir = workdir / "logs"
         logdir.mkdir()
@@ -153,11 +153,11 @@ def main(argv=None) -> int:
                 print(f"-- {variant['name']}: gunicorn {' '.join(variant['options'])} {settings}", flush=True)
                 runs = run_variant(variant, cases=args.cases, click_cases=click_cases, fixture=fixture, stack=stack,
                                    env=env, logdir=logdir, workdir=workdir, duration=args.duration)  # fmt: skip
-                rounds.append(with_ratios(runs))
-    if rounds and not outcome["failed"]:
-        print("\n" + table(rounds, args.variants, args.cases))
+                runs_done += [{"round": number, **run} for run in with_ratios(runs)]
+    if runs_done and not outcome["failed"]:
+        print("\n" + table(runs_done, args.variants, args.cases))
     if args.json:
-        args.json.write_text(json.dumps(rounds, indent=1, default=str))
+        args.json.write_text(json.dumps(runs_done, indent=1, default=str))
     print(f"\ntotal {time.monotonic() - started:.0f}s")
     return 1 if outcome["failed"] else 0
 
