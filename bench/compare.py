@@ -6,14 +6,14 @@
 
 A variant is a name, gunicorn's options and any environment settings (KEY=VALUE) for gunicorn only. Each
 round starts every variant's gunicorn in turn on the same stack as bench/clicks.py (its database, Redis,
-fake TikTok, Celery worker and beat, fixture) and runs the cases one after the other, 16 connections each:
-the click cases of bench/clicks.py (bare, hot, spread, nopixel, direct, classic) and the single-conversion
-intake (webhook, postback). A round takes one variant after the other, so a slow minute of the machine
-falls on all of them and not on one (bench/clicks.py's configurations run one after the other and
-cannot tell a few per cent apart). The table gives each variant's median over the rounds, and a click
-case's ratio to the bare 302 runs of the same round and variant. Stored clicks and conversions are counted
-after every run, as bench/clicks.py does. Nothing is written to bench/README.md; --json keeps every run.
-Loopback only.
+fake TikTok, Celery worker and beat, fixture) and runs the cases one after the other, 16 connections each
+unless --connections says otherwise: the click cases of bench/clicks.py (bare, hot, spread, nopixel, direct,
+classic) and the single-conversion intake (webhook, postback). A round takes one variant after the other, so
+a slow minute of the machine falls on all of them and not on one (bench/clicks.py's configurations run one
+after the other and cannot tell a few per cent apart). The table gives each variant's median over the
+rounds, and a click case's ratio to the bare 302 runs of the same round and variant. Stored clicks and
+conversions are counted after every run, as bench/clicks.py does. Nothing is written to bench/README.md;
+--json keeps every run. Loopback only.
 """
 
 import argparse
@@ -31,7 +31,6 @@ from common import ROOT, free_port, guarded, hard_cap, wait_until
 
 INTAKE_CASES = ("webhook", "postback")
 CLICK_CASES = ("bare", "hot", "spread", "nopixel", "direct", "classic")
-CONNECTIONS = 16
 CPU_GROUPS = (clicks.BUSY, "gunicorn workers", "postgres backends of the bench database (web + Celery)")
 
 
@@ -42,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cases", nargs="+", default=["bare", "direct", "nopixel", "bare"],
                         choices=CLICK_CASES + INTAKE_CASES, help="run in this order in every round")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16, help="wrk's connections in every run (default 16)")
     parser.add_argument("--duration", type=int, default=10, help="seconds of each wrk run (default 10)")
     parser.add_argument("--json", type=Path, help="write every run's figures to this file")
     parser.add_argument("--keep-logs", action="store_true")
@@ -64,23 +64,23 @@ def estimated_seconds(args) -> int:
 
 
 def run_variant(variant: dict, *, cases: list[str], click_cases: dict, fixture, stack: dict, env: dict,
-                logdir: Path, workdir: Path, duration: int) -> list[dict]:  # fmt: skip
+                logdir: Path, workdir: Path, duration: int, connections: int) -> list[dict]:  # fmt: skip
     name = variant["name"]
     clicks.GUNICORN_CONFIGS[name] = (" ".join(variant["options"]), variant["options"])
     gunicorn, base_url = clicks.start_gunicorn(name, {**env, **variant["env"]}, logdir)
     stack["gunicorn"] = gunicorn
     try:
         clicks.run_wrk(name=f"{name}-warmup", url=base_url + "/bench/redirect", script="clicks.lua",
-                       connections=CONNECTIONS, duration=3, workdir=workdir,
+                       connections=connections, duration=3, workdir=workdir,
                        extra_env={"WRK_PATHS": str(fixture.warmup_paths_file)})  # fmt: skip
         runs = []
         for case in cases:
             if case in INTAKE_CASES:
-                result = clicks.intake_run(case, connections=CONNECTIONS, base_url=base_url, fixture=fixture,
+                result = clicks.intake_run(case, connections=connections, base_url=base_url, fixture=fixture,
                                            duration=duration, workdir=workdir, stack=stack)  # fmt: skip
                 result["req_s"] = result["conversions_answered_per_s"]
             else:
-                result = clicks.click_run(click_cases[case], connections=CONNECTIONS, config=name, base_url=base_url,
+                result = clicks.click_run(click_cases[case], connections=connections, config=name, base_url=base_url,
                                           duration=duration, workdir=workdir, stack=stack)  # fmt: skip
                 result["req_s"] = result["requests_per_s"]
             runs.append({"variant": name, "case": case, **result})
@@ -152,7 +152,8 @@ def main(argv=None) -> int:
                 settings = " ".join(f"{key}={value}" for key, value in variant["env"].items())
                 print(f"-- {variant['name']}: gunicorn {' '.join(variant['options'])} {settings}", flush=True)
                 runs = run_variant(variant, cases=args.cases, click_cases=click_cases, fixture=fixture, stack=stack,
-                                   env=env, logdir=logdir, workdir=workdir, duration=args.duration)  # fmt: skip
+                                   env=env, logdir=logdir, workdir=workdir, duration=args.duration,
+                                   connections=args.connections)  # fmt: skip
                 runs_done += [{"round": number, **run} for run in with_ratios(runs)]
     if runs_done and not outcome["failed"]:
         print("\n" + table(runs_done, args.variants, args.cases))
