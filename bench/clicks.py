@@ -925,10 +925,12 @@ def start_services(teardown: ExitStack, *, db_name: str, env: dict, ports: dict,
 
 
 def start_celery(teardown: ExitStack, stack: dict, *, env: dict, logdir: Path) -> None:
-    """The Celery worker and beat into `stack`, stopped by `teardown`."""
+    """The Celery worker and beat into `stack`, stopped by `teardown`; returns once the worker answers."""
     stack["worker"], stack["beat"] = start_worker(env, logdir), start_beat(env, logdir)
     teardown.callback(stack["beat"].stop)
     teardown.callback(stack["worker"].stop)
+    wait_until(lambda: "ready." in stack["worker"].log_text() or _worker_ready(stack["worker"]), timeout=60,
+               what="the Celery worker")  # fmt: skip
 
 
 def run(args, *, env: dict, ports: dict, workdir: Path, deadline: float) -> dict:
@@ -946,8 +948,6 @@ def run(args, *, env: dict, ports: dict, workdir: Path, deadline: float) -> dict
             results["probe"] = probe_click_path(fixture, args.probe_repeats)
             print(f"probe: {results['probe']}", flush=True)
         start_celery(teardown, stack, env=env, logdir=logdir)
-        wait_until(lambda: "ready." in stack["worker"].log_text() or _worker_ready(stack["worker"]), timeout=60,
-                   what="the Celery worker")  # fmt: skip
         cases = click_cases(fixture)
         for index, config in enumerate(args.gunicorn):
             plan = full_plan(cases) if index == 0 else short_plan(cases)

@@ -27,7 +27,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import clicks
-from common import ROOT, free_port, guarded, hard_cap, wait_until
+from common import ROOT, free_port, guarded, hard_cap
 
 INTAKE_CASES = ("webhook", "postback")
 CLICK_CASES = ("bare", "hot", "spread", "nopixel", "direct", "classic")
@@ -144,7 +144,6 @@ def main(argv=None) -> int:
         stack = clicks.start_services(teardown, db_name=clicks.DB_NAME, env=env, ports=ports, logdir=logdir)
         fixture = clicks.create_fixture(workdir)
         clicks.start_celery(teardown, stack, env=env, logdir=logdir)
-        wait_until(lambda: clicks._worker_ready(stack["worker"]), timeout=60, what="the Celery worker")
         click_cases = clicks.click_cases(fixture)
         for number in range(1, args.rounds + 1):
             print(f"\n== round {number} of {args.rounds}", flush=True)
