@@ -60,6 +60,7 @@ def _variant(spec: list[str], parser) -> dict:
 
 def estimated_seconds(args) -> int:
     per_variant = 25 + len(args.cases) * (args.duration + 4)  # start, warm-up, settle after each run
+    per_variant += args.cases.count("spread") * (clicks.SPREAD_LEAD_IN_S + 2)
     return 120 + args.rounds * len(args.variants) * per_variant  # 120: database, fixture, Celery
 
 
