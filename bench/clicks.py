@@ -84,10 +84,11 @@ USER_AGENT = (
 OFFER_URL = "https://partner.example/offer?click_id={click_id}&sub={subid}&c={country}"
 SPREAD_LINKS = 1_000
 # Unmeasured load on the 1,000 links before their measured run. A worker reads a link from the database on its
-# first click on it and keeps it (LINK_CACHE_MAX_AGE_S); wrk picks links at random and the kernel hands
-# requests to any worker, so every worker meets every link only after ~20 clicks a link. Without the lead-in
-# the run measured those first reads (5,000 of ~14,000 clicks), not a viral hour over many links.
-SPREAD_LEAD_IN_S = 8
+# first click on it and keeps it (LINK_CACHE_MAX_AGE_S). wrk picks links at random and the kernel hands requests
+# to any of the 5 workers, so after k clicks a link a worker has not met it with odds 0.8 ** k. Without a lead-in
+# ~4,500 of a run's ~11,000 clicks were first reads: a cold start, not a viral hour over many links. 15 s at
+# ~950 req/s is ~14 clicks a link: ~4 % of the (worker, link) pairs are left for the measured run.
+SPREAD_LEAD_IN_S = 15
 INTAKE_CLICKS = 2_000
 SETTLE_S = 1.0  # after wrk stops, requests it left in flight are still being answered
 SETTLE_MAX_S = 8.0
