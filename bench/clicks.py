@@ -642,7 +642,8 @@ def run_config(config: str, *, plan: list, fixture: Fixture, stack: dict, env: d
                 duration=args.warmup, workdir=workdir,
                 extra_env={"WRK_PATHS": str(fixture.warmup_paths_file)})  # fmt: skip
         for kind, what, connections in plan:
-            if time.monotonic() + args.duration + 15 > deadline:
+            lead_in_s = SPREAD_LEAD_IN_S + SETTLE_S if getattr(what, "paths_file", None) else 0
+            if time.monotonic() + lead_in_s + args.duration + 15 > deadline:
                 outcome["skipped"].append(f"{kind} {getattr(what, 'name', what)} c={connections}")
                 continue
             if kind == "click":
